@@ -1,0 +1,59 @@
+#include <cstdio>
+#include <mutex>
+
+#include "face2scene/core.hpp"
+
+namespace face2scene {
+namespace {
+std::mutex g_log_mutex;
+LogLevel g_level = LogLevel::kWarn;
+LogSink g_sink;
+
+const char* level_name(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug: return "debug";
+    case LogLevel::kInfo: return "info";
+    case LogLevel::kWarn: return "warning";
+    case LogLevel::kError: return "error";
+    default: return "";
+  }
+}
+}  // namespace
+
+void set_log_sink(LogSink sink) {
+  std::lock_guard<std::mutex> lock(g_log_mutex);
+  g_sink = std::move(sink);
+}
+void set_log_level(LogLevel level) {
+  std::lock_guard<std::mutex> lock(g_log_mutex);
+  g_level = level;
+}
+LogLevel log_level() { return g_level; }
+
+void log(LogLevel level, const std::string& message) {
+  std::lock_guard<std::mutex> lock(g_log_mutex);
+  if (level < g_level || level == LogLevel::kSilent) return;
+  if (g_sink) {
+    g_sink(level, message);
+  } else {
+    std::fprintf(stderr, "face2scene: %s: %s\n", level_name(level), message.c_str());
+  }
+}
+
+uint64_t mix_seed(uint64_t seed, uint64_t stream) {
+  // splitmix64 of (seed, stream): independent, reproducible streams from one user seed.
+  uint64_t z = seed + 0x9E3779B97F4A7C15ULL * (stream + 1);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+std::string version_string() {
+#ifdef F2S_VERSION
+  return F2S_VERSION;
+#else
+  return "unknown";
+#endif
+}
+
+}  // namespace face2scene

@@ -1,0 +1,56 @@
+#include <ATen/detail/CUDAHooksInterface.h>
+
+#include <thread>
+
+#include "face2scene/tensor.hpp"
+
+namespace face2scene {
+
+torch::Device parse_device(const std::string& name) {
+  if (name.empty() || name == "auto") {
+    return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  }
+  if (name == "cpu") return torch::Device(torch::kCPU);
+  if (name.rfind("cuda", 0) == 0) {
+    if (!torch::cuda::is_available()) {
+      throw ArgumentError("device '" + name + "': CUDA is not available in this build or machine (use --device cpu)");
+    }
+    try {
+      torch::Device d(name);
+      if (d.has_index() && d.index() >= static_cast<int>(torch::cuda::device_count())) {
+        throw ArgumentError("device '" + name + "': only " +
+                            std::to_string(torch::cuda::device_count()) + " CUDA device(s)");
+      }
+      return d;
+    } catch (const c10::Error&) {
+      throw ArgumentError("device '" + name + "': not a device name (auto, cpu, cuda, cuda:N)");
+    }
+  }
+  throw ArgumentError("device '" + name + "': not a device name (auto, cpu, cuda, cuda:N)");
+}
+
+void set_num_threads(int threads) {
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  torch::set_num_threads(threads);
+}
+
+void set_global_seed(uint64_t seed) { torch::manual_seed(seed); }
+
+torch::Generator make_generator(uint64_t seed, const torch::Device& device) {
+  torch::Generator gen;
+  if (device.is_cuda()) {
+    // Through the hooks so this file also builds against CPU-only LibTorch.
+    gen = at::detail::getCUDAHooks().getDefaultCUDAGenerator(device.index() < 0 ? 0 : device.index()).clone();
+  } else {
+    gen = at::detail::createCPUGenerator(seed);
+  }
+  gen.set_current_seed(seed);
+  return gen;
+}
+
+std::string torch_version_string() {
+  return std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
+         std::to_string(TORCH_VERSION_PATCH);
+}
+
+}  // namespace face2scene
