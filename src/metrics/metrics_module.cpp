@@ -1,0 +1,1 @@
+// placeholder so the module links until its first source lands
