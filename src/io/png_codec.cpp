@@ -104,7 +104,7 @@ std::string encode_png(const Image& image, int bit_depth) {
   png_infop info = png_create_info_struct(png);
   const bool alpha = src.has_alpha();
   const int nch = src.channels + (alpha ? 1 : 0);
-  const int bpp = src.bit_depth == 16 ? 2 : 1;  // src is not touched after setjmp
+  volatile int bpp = src.bit_depth == 16 ? 2 : 1;  // volatile: lives across setjmp
   std::vector<uint8_t> row(static_cast<size_t>(src.width) * nch * bpp);
   if (setjmp(png_jmpbuf(png))) {
     png_destroy_write_struct(&png, &info);
