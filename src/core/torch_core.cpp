@@ -1,5 +1,3 @@
-#include <ATen/detail/CUDAHooksInterface.h>
-
 #include <thread>
 
 #include "face2scene/tensor.hpp"
@@ -39,8 +37,9 @@ void set_global_seed(uint64_t seed) { torch::manual_seed(seed); }
 torch::Generator make_generator(uint64_t seed, const torch::Device& device) {
   torch::Generator gen;
   if (device.is_cuda()) {
-    // Through the hooks so this file also builds against CPU-only LibTorch.
-    gen = at::detail::getCUDAHooks().getDefaultCUDAGenerator(device.index() < 0 ? 0 : device.index()).clone();
+    // Through the global context so this builds against CPU-only LibTorch 1.13 and CUDA 2.x alike.
+    const torch::Device d(torch::kCUDA, device.index() < 0 ? 0 : device.index());
+    gen = at::globalContext().defaultGenerator(d).clone();
   } else {
     gen = at::detail::createCPUGenerator(seed);
   }
