@@ -1,0 +1,74 @@
+// The oracle core of face2scene: FaDeX reads a degradation code from a (degraded face, restored
+// face) pair; MapNet turns that code into 21 multi-scale tokens that condition the scene restorer
+// by cross-attention. Both are plain torch::nn modules: the same definitions train on the GPU and
+// infer on the CPU.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+namespace face2scene {
+
+// ---- FaDeX ---------------------------------------------------------------------------------
+struct FaDeXOptions {
+  int64_t in_size = 256;     // aligned face side (the LQ face is resized to it first)
+  int64_t width = 64;        // channels of the first stage (doubles per stage, capped at code_dim)
+  int64_t code_dim = 256;    // channels of the spatial code and length of the global code
+  int64_t code_grid = 8;     // spatial code is code_grid x code_grid
+  int64_t param_dim = 39;    // regression target length (DegradationParams::kVectorSize)
+};
+
+struct FaDeXOutput {
+  torch::Tensor code_map;  // [B, code_dim, g, g]: what MapNet embeds
+  torch::Tensor code;      // [B, code_dim], L2-normalised global code (contrastive space)
+  torch::Tensor params;    // [B, param_dim], regressed (normalised) degradation parameters
+};
+
+// Degradation eXtractor. Input: LQ and HQ faces [B,3,S,S] in [0,1]. The network sees their
+// concatenation and their difference, so what it learns is the mapping LQ <- HQ, not the face.
+struct FaDeXImpl : torch::nn::Module {
+  explicit FaDeXImpl(const FaDeXOptions& options = {});
+  FaDeXOutput forward(const torch::Tensor& lq, const torch::Tensor& hq);
+  FaDeXOptions options;
+  torch::nn::Sequential stem{nullptr}, body{nullptr};
+  torch::nn::Conv2d to_code{nullptr};
+  torch::nn::Sequential param_head{nullptr};
+};
+TORCH_MODULE(FaDeX);
+
+// ---- MapNet --------------------------------------------------------------------------------
+struct MapNetOptions {
+  int64_t code_dim = 256;   // FaDeX code channels
+  int64_t embed_dim = 256;  // patch-embedding width
+  int64_t heads = 4;
+  int64_t token_dim = 256;  // width of the tokens the restorer attends to
+  std::vector<int64_t> pools{1, 2, 4};  // 1 + 4 + 16 = 21 tokens
+};
+
+// Overlapping patch embedding -> degradation self-attention -> average pooling at each scale ->
+// one projector per scale -> tokens [B, 21, token_dim]. A learned null-token set stands in for
+// the code in blind mode (and is what classifier-free style dropout trains).
+struct MapNetImpl : torch::nn::Module {
+  explicit MapNetImpl(const MapNetOptions& options = {});
+  torch::Tensor forward(const torch::Tensor& code_map);
+  // The blind tokens, expanded to batch size.
+  torch::Tensor null_tokens(int64_t batch) const;
+  int64_t num_tokens() const;
+  MapNetOptions options;
+  torch::nn::Conv2d patch_embed{nullptr};
+  torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};
+  torch::nn::Linear qkv{nullptr}, attn_out{nullptr};
+  torch::nn::Sequential mlp{nullptr};
+  torch::nn::ModuleList projectors{nullptr};
+  torch::Tensor null_tokens_;
+};
+TORCH_MODULE(MapNet);
+
+// Multi-head attention of q [B,Nq,D] over k,v [B,Nk,D]: the fused kernel on LibTorch 2.x, the
+// explicit matmul/softmax form on 1.13 (which has no scaled_dot_product_attention).
+torch::Tensor multi_head_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                   int64_t heads);
+
+}  // namespace face2scene

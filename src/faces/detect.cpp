@@ -1,0 +1,214 @@
+// FaceDetector: image preparation (grey, scale for the smallest wanted face, work cap), the dlib
+// backend, coordinate mapping back to the photo, and the 68 -> 5 point reduction.
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+
+#include "dlib_backend.hpp"
+#include "face2scene/faces.hpp"
+
+namespace face2scene {
+
+namespace {
+// dlib's HOG detector scans an 80x80 window over an image pyramid that only goes down, so a face
+// is found when it is at least about this many pixels in the scanned image.
+constexpr double kHogWindow = 80.0;
+
+// BT.601 luma, 8-bit: HOG works on grey and so does the landmark predictor.
+std::vector<uint8_t> to_grey8(const Image& img) {
+  std::vector<uint8_t> g(img.pixel_count());
+  const double scale = 255.0 / img.max_value();
+  for (size_t i = 0; i < g.size(); ++i) {
+    double v;
+    if (img.channels == 1) {
+      v = img.data[i];
+    } else {
+      const uint16_t* p = &img.data[i * img.channels];
+      v = 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2];
+    }
+    g[i] = static_cast<uint8_t>(std::clamp(std::lround(v * scale), 0L, 255L));
+  }
+  return g;
+}
+
+// Resizes a grey image by `s` (bilinear up, area down) with torch, align_corners=false geometry:
+// scaled pixel u covers original x with u + 0.5 = s * (x + 0.5).
+std::vector<uint8_t> resize_grey(const std::vector<uint8_t>& g, int w, int h, double s, int& ow,
+                                 int& oh) {
+  ow = std::max(1, static_cast<int>(std::lround(w * s)));
+  oh = std::max(1, static_cast<int>(std::lround(h * s)));
+  auto t = torch::from_blob(const_cast<uint8_t*>(g.data()), {1, 1, h, w}, torch::kUInt8)
+               .to(torch::kFloat32);
+  namespace F = torch::nn::functional;
+  torch::Tensor r;
+  if (s >= 1.0) {
+    r = F::interpolate(t, F::InterpolateFuncOptions()
+                              .size(std::vector<int64_t>{oh, ow})
+                              .mode(torch::kBilinear)
+                              .align_corners(false));
+  } else {
+    r = F::adaptive_avg_pool2d(t, F::AdaptiveAvgPool2dFuncOptions({oh, ow}));
+  }
+  r = r.round().clamp(0, 255).to(torch::kUInt8).contiguous();
+  std::vector<uint8_t> out(static_cast<size_t>(ow) * oh);
+  std::memcpy(out.data(), r.data_ptr<uint8_t>(), out.size());
+  return out;
+}
+}  // namespace
+
+float box_iou(const FaceBox& a, const FaceBox& b) {
+  const float ix = std::max(0.f, std::min(a.x1, b.x1) - std::max(a.x0, b.x0));
+  const float iy = std::max(0.f, std::min(a.y1, b.y1) - std::max(a.y0, b.y0));
+  const float inter = ix * iy;
+  const float uni = a.width() * a.height() + b.width() * b.height() - inter;
+  return uni > 0 ? inter / uni : 0.f;
+}
+
+std::string face_model_dir() {
+  if (const char* env = std::getenv("F2S_FACE_MODELS"); env && *env) return env;
+  return "/usr/share/dlib";
+}
+
+bool face_detection_available() { return detail::dlib_compiled_in(); }
+
+FivePoints five_points_from_68(const std::vector<Point2f>& lm) {
+  if (lm.size() != 68)
+    throw ArgumentError("five_points_from_68: expected 68 landmarks, got " + std::to_string(lm.size()));
+  auto mean = [&](int a, int b) {
+    Point2f p;
+    for (int i = a; i <= b; ++i) {
+      p.x += lm[i].x;
+      p.y += lm[i].y;
+    }
+    p.x /= static_cast<float>(b - a + 1);
+    p.y /= static_cast<float>(b - a + 1);
+    return p;
+  };
+  // iBUG: 36-41 is the eye on the image's left, 42-47 the other one; 30 nose tip; 48/54 corners.
+  return {mean(36, 41), mean(42, 47), lm[30], lm[48], lm[54]};
+}
+
+struct FaceDetector::Impl {
+  DetectOptions options;
+  std::shared_ptr<detail::DlibModels> models;
+};
+
+FaceDetector::FaceDetector(DetectOptions options, const std::string& model_dir)
+    : impl_(std::make_unique<Impl>()) {
+  if (options.detector != "hog")
+    throw ArgumentError("unknown face detector '" + options.detector + "' (known: hog)");
+  if (options.min_face < 8) throw ArgumentError("min_face must be >= 8 pixels");
+  impl_->options = options;
+  if (!detail::dlib_compiled_in()) detail::dlib_load("");  // throws the "built without dlib" error
+  std::string predictor;
+  if (options.landmarks) {
+    const std::string dir = model_dir.empty() ? face_model_dir() : model_dir;
+    predictor = dir + "/shape_predictor_68_face_landmarks.dat";
+    if (!file_exists(predictor))
+      throw IoError("landmark model not found: " + predictor +
+                    " (install the Debian package libdlib-data, or set F2S_FACE_MODELS to the "
+                    "folder holding shape_predictor_68_face_landmarks.dat)");
+  }
+  impl_->models = detail::dlib_load(predictor);
+}
+
+FaceDetector::~FaceDetector() = default;
+FaceDetector::FaceDetector(FaceDetector&&) noexcept = default;
+FaceDetector& FaceDetector::operator=(FaceDetector&&) noexcept = default;
+const DetectOptions& FaceDetector::options() const { return impl_->options; }
+
+std::vector<DetectedFace> FaceDetector::detect(const Image& image) const {
+  if (image.empty()) throw ArgumentError("face detection: the image is empty");
+  const auto& o = impl_->options;
+  const int w = image.width, h = image.height;
+  const std::vector<uint8_t> grey = to_grey8(image);
+
+  // Scale so that a min_face face fills the HOG window, capped by the work budget.
+  double s = kHogWindow / o.min_face;
+  const double pixels = static_cast<double>(w) * h;
+  if (pixels * s * s > static_cast<double>(o.max_detect_pixels)) {
+    s = std::sqrt(static_cast<double>(o.max_detect_pixels) / pixels);
+    std::ostringstream msg;
+    msg << "face detection: image " << w << "x" << h << " is scanned at scale " << s
+        << " (work cap), so faces smaller than ~" << std::lround(kHogWindow / s)
+        << " px may be missed";
+    log_info(msg.str());
+  }
+  int sw = w, sh = h;
+  std::vector<uint8_t> scaled;
+  const bool resized = std::abs(s - 1.0) > 1e-3;
+  if (resized) scaled = resize_grey(grey, w, h, s, sw, sh);
+  const double sx = static_cast<double>(sw) / w, sy = static_cast<double>(sh) / h;
+  detail::GreyView view{resized ? scaled.data() : grey.data(), sw, sh};
+
+  auto raw = detail::dlib_hog_detect(*impl_->models, view, o.min_score);
+  // dlib suppresses overlaps within its own decision, but a weak hit of another pose filter can
+  // sit half on a found face (seen on Solvay 1927). HOG boxes are tight (brows to chin), so real
+  // faces' boxes hardly overlap: drop a box when a stronger one covers > 25% of it.
+  std::sort(raw.begin(), raw.end(), [](const auto& a, const auto& b) { return a.score > b.score; });
+  {
+    std::vector<detail::RawDetection> kept;
+    for (const auto& r : raw) {
+      bool covered = false;
+      for (const auto& k : kept) {
+        const float ix = std::max(0.f, std::min(r.box.x1, k.box.x1) - std::max(r.box.x0, k.box.x0));
+        const float iy = std::max(0.f, std::min(r.box.y1, k.box.y1) - std::max(r.box.y0, k.box.y0));
+        const float smaller = std::min(r.box.width() * r.box.height(), k.box.width() * k.box.height());
+        if (ix * iy > 0.25f * smaller) covered = true;
+      }
+      if (!covered) kept.push_back(r);
+    }
+    raw.swap(kept);
+  }
+  std::vector<DetectedFace> faces;
+  std::vector<FaceBox> scan_boxes;
+  for (const auto& r : raw) {
+    DetectedFace f;
+    f.box = {static_cast<float>(r.box.x0 / sx), static_cast<float>(r.box.y0 / sy),
+             static_cast<float>(r.box.x1 / sx), static_cast<float>(r.box.y1 / sy)};
+    f.box.x0 = std::max(f.box.x0, 0.f);
+    f.box.y0 = std::max(f.box.y0, 0.f);
+    f.box.x1 = std::min(f.box.x1, static_cast<float>(w));
+    f.box.y1 = std::min(f.box.y1, static_cast<float>(h));
+    f.score = r.score;
+    f.detector = "hog";
+    faces.push_back(f);
+    scan_boxes.push_back(r.box);
+  }
+  // Landmarks on the scanned image: for small faces its interpolated pixels serve the
+  // predictor better than the original's few pixels.
+  if (o.landmarks && !faces.empty()) {
+    auto lms = detail::dlib_landmarks(*impl_->models, view, scan_boxes);
+    for (size_t i = 0; i < faces.size(); ++i) {
+      auto& f = faces[i];
+      f.landmarks68.clear();
+      for (const auto& p : lms[i])
+        f.landmarks68.push_back({static_cast<float>((p.x + 0.5) / sx - 0.5),
+                                 static_cast<float>((p.y + 0.5) / sy - 0.5)});
+      f.points5 = five_points_from_68(f.landmarks68);
+      f.has_points5 = true;
+    }
+  }
+  std::stable_sort(faces.begin(), faces.end(), [](const DetectedFace& a, const DetectedFace& b) {
+    return a.box.width() * a.box.height() > b.box.width() * b.box.height();
+  });
+  return faces;
+}
+
+void FaceDetector::add_landmarks(const Image& image, std::vector<DetectedFace>& faces) const {
+  if (faces.empty()) return;
+  const std::vector<uint8_t> grey = to_grey8(image);
+  detail::GreyView view{grey.data(), image.width, image.height};
+  std::vector<FaceBox> boxes;
+  for (const auto& f : faces) boxes.push_back(f.box);
+  auto lms = detail::dlib_landmarks(*impl_->models, view, boxes);
+  for (size_t i = 0; i < faces.size(); ++i) {
+    faces[i].landmarks68 = lms[i];
+    faces[i].points5 = five_points_from_68(lms[i]);
+    faces[i].has_points5 = true;
+  }
+}
+
+}  // namespace face2scene

@@ -1,0 +1,108 @@
+// dlib's HOG face detector and 68-point shape predictor behind a plain interface (see
+// dlib_backend.hpp). Without dlib in the build every entry point throws a clear Error.
+#include "dlib_backend.hpp"
+
+#include <cmath>
+
+#ifdef F2S_HAVE_DLIB
+#include <dlib/image_processing.h>
+#include <dlib/image_processing/frontal_face_detector.h>
+#include <dlib/serialize.h>
+#endif
+
+namespace face2scene::detail {
+
+#ifdef F2S_HAVE_DLIB
+
+namespace {
+// dlib wants its own image type; a thin adaptor would avoid the copy, but the copy of an 8-bit
+// grey image is cheap next to HOG itself.
+dlib::array2d<unsigned char> to_dlib(const GreyView& g) {
+  dlib::array2d<unsigned char> img(g.height, g.width);
+  for (int y = 0; y < g.height; ++y) {
+    const uint8_t* src = g.data + static_cast<size_t>(y) * g.width;
+    for (int x = 0; x < g.width; ++x) img[y][x] = src[x];
+  }
+  return img;
+}
+}  // namespace
+
+struct DlibModels {
+  dlib::frontal_face_detector hog = dlib::get_frontal_face_detector();
+  dlib::shape_predictor predictor;
+  bool has_predictor = false;
+};
+
+bool dlib_compiled_in() { return true; }
+
+std::shared_ptr<DlibModels> dlib_load(const std::string& predictor_path) {
+  auto models = std::make_shared<DlibModels>();
+  if (!predictor_path.empty()) {
+    try {
+      dlib::deserialize(predictor_path) >> models->predictor;
+    } catch (const std::exception& e) {
+      throw IoError("cannot load the 68-point landmark model " + predictor_path + ": " + e.what());
+    }
+    models->has_predictor = true;
+  }
+  return models;
+}
+
+std::vector<RawDetection> dlib_hog_detect(DlibModels& models, const GreyView& grey, float threshold) {
+  auto img = to_dlib(grey);
+  std::vector<dlib::rect_detection> dets;
+  // adjust_threshold lowers/raises the SVM decision threshold; we filter again below.
+  models.hog(img, dets, static_cast<double>(threshold));
+  std::vector<RawDetection> out;
+  for (const auto& d : dets) {
+    if (d.detection_confidence < threshold) continue;
+    RawDetection r;
+    // dlib rectangles are inclusive pixel ranges.
+    r.box = {static_cast<float>(d.rect.left()), static_cast<float>(d.rect.top()),
+             static_cast<float>(d.rect.right() + 1), static_cast<float>(d.rect.bottom() + 1)};
+    r.score = static_cast<float>(d.detection_confidence);
+    r.pose = static_cast<int>(d.weight_index);
+    out.push_back(r);
+  }
+  return out;
+}
+
+std::vector<std::vector<Point2f>> dlib_landmarks(DlibModels& models, const GreyView& grey,
+                                                 const std::vector<FaceBox>& boxes) {
+  if (!models.has_predictor) throw Error("landmarks requested but no landmark model was loaded");
+  std::vector<std::vector<Point2f>> all;
+  if (boxes.empty()) return all;
+  // The predictor only reads pixels around each box but needs the whole image object.
+  auto img = to_dlib(grey);
+  for (const auto& box : boxes) {
+    dlib::rectangle rect(std::lround(box.x0), std::lround(box.y0), std::lround(box.x1) - 1,
+                         std::lround(box.y1) - 1);
+    dlib::full_object_detection shape = models.predictor(img, rect);
+    std::vector<Point2f> pts;
+    pts.reserve(shape.num_parts());
+    for (unsigned long i = 0; i < shape.num_parts(); ++i)
+      pts.push_back({static_cast<float>(shape.part(i).x()), static_cast<float>(shape.part(i).y())});
+    all.push_back(std::move(pts));
+  }
+  return all;
+}
+
+#else  // no dlib
+
+struct DlibModels {};
+bool dlib_compiled_in() { return false; }
+static Error no_dlib() {
+  return Error(
+      "face detection is not available: this face2scene was built without dlib (install "
+      "libdlib-dev and libdlib-data, then re-run cmake)");
+}
+std::shared_ptr<DlibModels> dlib_load(const std::string&) { throw no_dlib(); }
+std::vector<RawDetection> dlib_hog_detect(DlibModels&, const GreyView&, float) { throw no_dlib(); }
+std::vector<std::vector<Point2f>> dlib_landmarks(DlibModels&, const GreyView&,
+                                                 const std::vector<FaceBox>&) {
+  throw no_dlib();
+}
+
+#endif
+
+}  // namespace face2scene::detail

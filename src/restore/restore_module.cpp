@@ -1,1 +1,0 @@
-// placeholder so the module links until its first source lands
