@@ -12,18 +12,13 @@
 #include "face2scene/faces.hpp"
 #include "face2scene/identity.hpp"
 #include "face2scene/tensor.hpp"
+#include "faces_test_util.hpp"
 #include "test_util.hpp"
 
 using namespace face2scene;
 using f2s_test::data_path;
 using f2s_test::have_data;
 
-#define F2S_REQUIRE_DETECTOR()                                                            \
-  do {                                                                                    \
-    if (!face_detection_available()) GTEST_SKIP() << "built without dlib";                \
-    if (!file_exists(face_model_dir() + "/shape_predictor_68_face_landmarks.dat"))        \
-      GTEST_SKIP() << "no shape_predictor_68_face_landmarks.dat in " << face_model_dir(); \
-  } while (0)
 
 TEST(SlowFaces, RecallAndFalsePositivesOnGroupPhotos) {
   F2S_REQUIRE_DETECTOR();
