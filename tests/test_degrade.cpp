@@ -331,5 +331,5 @@ TEST(DegradeCli, FilesFoldersParamsAndErrors) {
     EXPECT_FALSE(fs::exists(dir + "/x.png"));
     EXPECT_FALSE(fs::exists(dir + "/xdir/a.png"));
   }
-  fs::remove_all(dir);
+  f2s_test::remove_tree(dir);
 }

@@ -1,5 +1,6 @@
 #include "test_util.hpp"
 
+#include <ftw.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,11 +21,18 @@ std::string data_dir() {
 std::string data_path(const std::string& rel) { return data_dir() + "/" + rel; }
 bool have_data(const std::string& rel) { return fs::exists(data_path(rel)); }
 
+void remove_tree(const std::string& path) {
+  nftw(
+      path.c_str(),
+      [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
+      FTW_DEPTH | FTW_PHYS);
+}
+
 std::string temp_dir(const std::string& tag) {
   static std::atomic<int> counter{0};
   fs::path p = fs::temp_directory_path() /
                ("f2s_test_" + tag + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-  fs::remove_all(p);
+  remove_tree(p.string());
   fs::create_directories(p);
   return p.string();
 }

@@ -10,6 +10,9 @@ std::string data_path(const std::string& rel);
 bool have_data(const std::string& rel);
 // A fresh, empty folder under the system temp dir, unique per call.
 std::string temp_dir(const std::string& tag);
+// Deletes a folder and everything in it. Not std::filesystem::remove_all: PyTorch's bundled
+// libtorch.so exports its own copy of that symbol, and the copy crashed on the GPU machine.
+void remove_tree(const std::string& path);
 struct RunResult {
   int exit_code;
   std::string output;  // stdout+stderr
