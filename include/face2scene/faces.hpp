@@ -178,6 +178,21 @@ class FaceDescriptor;  // face2scene/identity.hpp
 // dlib's 150x150 chip region (crop_for_descriptor), embed.
 DescriptorFn make_descriptor_fn(std::shared_ptr<const FaceDescriptor> net);
 
+// One identity descriptor for a whole image (identity metrics: `face2scene metrics --refs`): the
+// largest detected face, described by `descriptor`. When the detector finds no face and the image
+// is square, it is taken as an FFHQ-aligned face crop (what face restorers output, often too
+// smooth or too tight for HOG): its 5 points are the FFHQ template, so make_descriptor_fn embeds
+// exactly crop_for_descriptor's region, as `face2scene identity --crop ffhq` does. A non-square
+// image without a detected face gives no descriptor.
+struct ImageIdentity {
+  torch::Tensor descriptor;  // [D] float32 on the CPU; undefined when no face
+  std::string source;        // "detected", "aligned-crop" (fallback) or "" (no face)
+  size_t detected = 0;       // faces the detector found
+};
+ImageIdentity describe_image_identity(const Image& image, const FaceDetector& detector,
+                                      const DescriptorFn& descriptor,
+                                      bool aligned_crop_fallback = true);
+
 // ---- drawing -------------------------------------------------------------------------------
 // RGB 8-bit copy of `image` with boxes, 5 points (and 68 when present), scores and identities.
 Image draw_faces(const Image& image, const std::vector<DetectedFace>& faces);

@@ -147,4 +147,29 @@ DescriptorFn make_descriptor_fn(std::shared_ptr<const FaceDescriptor> net) {
   };
 }
 
+ImageIdentity describe_image_identity(const Image& image, const FaceDetector& detector,
+                                      const DescriptorFn& descriptor, bool aligned_crop_fallback) {
+  ImageIdentity out;
+  auto faces = detector.detect(image);
+  out.detected = faces.size();
+  DetectedFace face;
+  if (!faces.empty() && faces[0].has_points5) {
+    face = faces[0];  // detect() sorts by decreasing box area
+    out.source = "detected";
+  } else if (aligned_crop_fallback && image.width == image.height && image.width >= 16) {
+    // The FFHQ template scaled to this size maps the image onto itself (up to the resampling to
+    // 512 in align_face), so the chip is crop_for_descriptor's fixed region.
+    face.points5 = ffhq_template(image.width);
+    face.has_points5 = true;
+    face.box = {0.f, 0.f, static_cast<float>(image.width), static_cast<float>(image.height)};
+    face.detector = "aligned-crop";
+    out.source = "aligned-crop";
+  } else {
+    return out;
+  }
+  auto t = image_to_tensor(image, torch::kCPU, torch::kFloat32, /*rgb=*/true);
+  out.descriptor = descriptor(t, face).to(torch::kCPU, torch::kFloat32).flatten();
+  return out;
+}
+
 }  // namespace face2scene
