@@ -37,7 +37,7 @@ TEST(FaDeX, ShapesAndNormalisedCode) {
   auto out = net->forward(lq, hq);
   EXPECT_EQ(out.code_map.sizes(), (std::vector<int64_t>{3, 32, 8, 8}));
   EXPECT_EQ(out.code.sizes(), (std::vector<int64_t>{3, 32}));
-  EXPECT_EQ(out.params.sizes(), (std::vector<int64_t>{3, 39}));
+  EXPECT_EQ(out.params.sizes(), (std::vector<int64_t>{3, 44}));
   EXPECT_LT((out.code.norm(2, 1) - 1).abs().max().item<float>(), 1e-5);
   EXPECT_THROW(net->forward(lq, torch::rand({3, 3, 32, 32})), ArgumentError);
 }

@@ -87,6 +87,8 @@ void write_atomically(const std::string& path, const std::function<void(const st
 void write_file_atomically(const std::string& path, const std::string& bytes);
 std::string read_file(const std::string& path);
 bool file_exists(const std::string& path);
+// Lower-case hex SHA-256 of a byte string (read_file() gives a file's bytes).
+std::string sha256_hex(const std::string& data);
 
 // ---- seeding -------------------------------------------------------------------------------
 // One place seeds every RNG: torch's generators (via set_global_seed in torch_utils.hpp) and

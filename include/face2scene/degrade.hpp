@@ -100,6 +100,23 @@ struct DegradationParams {
   static std::vector<std::string> slot_names();
 };
 
+// Interpretable summary of a degradation: blur spread in input pixels (stages combined in
+// quadrature, stage 2 scaled back to input pixels), Gaussian noise σ (x/255, quadrature), Poisson
+// scale (sum), the lowest JPEG quality applied (100 = none) and the downscale factor.
+struct DegradationSummary {
+  static constexpr int kSize = 5;
+  float blur_sigma = 0, noise_sigma = 0, poisson = 0, jpeg_quality = 100, scale = 1;
+  std::vector<float> to_vector() const;
+  static DegradationSummary from_vector(const float* v);  // kSize values, clamped to valid ranges
+  static std::vector<std::string> names();
+  // "blur σ≈2.1 px, noise σ≈12/255, JPEG q≈40, ×4.0 downscale"
+  std::string describe() const;
+};
+DegradationSummary summarize(const DegradationParams& params);
+// What FaDeX's head regresses: the 39-slot parameter vector followed by the 5 summary values.
+constexpr int kDegradationTargetSize = DegradationParams::kVectorSize + DegradationSummary::kSize;
+std::vector<float> degradation_targets(const DegradationParams& params);
+
 // ---- building blocks (exposed for tests, the contact sheet and other modules) --------------
 // Normalised float32 kernel [size,size] on CPU; kNone gives a 1x1 delta.
 torch::Tensor make_blur_kernel(const BlurParams& blur);
@@ -127,6 +144,9 @@ class DegradationSampler {
   // the pipeline, as Real-ESRGAN does per batch); kernels, noise and JPEG differ per item.
   std::vector<DegradationParams> sample_batch(int n);
   void set_keep_size(bool keep) { keep_size_ = keep; }
+  // Overrides the preset's output scale (e.g. ×4 for every preset when training a ×4 restorer);
+  // 0 restores the preset's own.
+  void set_out_scale(float scale) { out_scale_ = scale; }
   const std::string& preset() const { return preset_; }
 
  private:
@@ -134,6 +154,7 @@ class DegradationSampler {
   uint64_t seed_;
   uint64_t count_ = 0;
   bool keep_size_ = false;
+  float out_scale_ = 0;
 };
 
 // ---- application --------------------------------------------------------------------------

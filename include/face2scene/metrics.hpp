@@ -62,6 +62,7 @@ double ms_ssim_planes(const Planes& a, const Planes& b);
 // unit-normalisation, squared difference, 1x1 linear heads, spatial mean, sum over taps.
 class Lpips {
  public:
+  struct Impl;  // public only so that helpers in lpips.cpp can take it
   // `weights_dir` holds either the shared layout (lpips_v0.1/squeeze.pth and
   // squeezenet1_1_torchvision_ncnn_fp16/squeezenet_v1.1.ncnn.{param,bin}) or a converted
   // lpips_squeeze.safetensors (see export_safetensors).
@@ -74,6 +75,8 @@ class Lpips {
   double operator()(const Image& a, const Image& b) const;
   // Batched: a and b are [N,3,H,W] in [0,1]; returns [N] distances.
   torch::Tensor forward(const torch::Tensor& a, const torch::Tensor& b) const;
+  // The same distance with autograd through the inputs (the network stays frozen): a training loss.
+  torch::Tensor distance(const torch::Tensor& a, const torch::Tensor& b) const;
   // The 7 backbone taps (before normalisation) for x in [0,1], [N,3,H,W]; for verification.
   std::vector<torch::Tensor> features(const torch::Tensor& x) const;
   // Writes backbone (torchvision names: features.N.*) and heads (lin{i}.model.1.weight) as fp32
@@ -81,7 +84,6 @@ class Lpips {
   void export_safetensors(const std::string& path) const;
 
  private:
-  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

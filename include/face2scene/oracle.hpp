@@ -13,11 +13,12 @@ namespace face2scene {
 
 // ---- FaDeX ---------------------------------------------------------------------------------
 struct FaDeXOptions {
-  int64_t in_size = 256;     // aligned face side (the LQ face is resized to it first)
-  int64_t width = 64;        // channels of the first stage (doubles per stage, capped at code_dim)
+  int64_t in_size = 128;     // aligned face side (the LQ face is resized to it first)
+  int64_t width = 64;        // channels of the first stage (doubles per stage, capped at max_width)
+  int64_t max_width = 128;   // cap on the stage width: keeps the network small (1.6 M parameters)
   int64_t code_dim = 256;    // channels of the spatial code and length of the global code
   int64_t code_grid = 8;     // spatial code is code_grid x code_grid
-  int64_t param_dim = 39;    // regression target length (DegradationParams::kVectorSize)
+  int64_t param_dim = 44;    // regression target length (kDegradationTargetSize: 39-slot vector + 5 summary values)
 };
 
 struct FaDeXOutput {
@@ -31,7 +32,11 @@ struct FaDeXOutput {
 struct FaDeXImpl : torch::nn::Module {
   explicit FaDeXImpl(const FaDeXOptions& options = {});
   FaDeXOutput forward(const torch::Tensor& lq, const torch::Tensor& hq);
+  // Regressed (normalised) parameters -> the degradation engine's parameter vector, using the
+  // per-slot mean/std the trainer stored in the buffers param_mean/param_std.
+  torch::Tensor denormalize_params(const torch::Tensor& normalised) const;
   FaDeXOptions options;
+  torch::Tensor param_mean, param_std;  // [param_dim] buffers, saved with the weights
   torch::nn::Sequential stem{nullptr}, body{nullptr};
   torch::nn::Conv2d to_code{nullptr};
   torch::nn::Sequential param_head{nullptr};
@@ -65,6 +70,11 @@ struct MapNetImpl : torch::nn::Module {
   torch::Tensor null_tokens_;
 };
 TORCH_MODULE(MapNet);
+
+// Files: weights (+ FaDeX's normaliser buffers) with the options in the metadata, so loading
+// rebuilds the right shapes. Loading is strict and checks the architecture name and version.
+void save_fadex(const std::string& path, FaDeX& net, torch::Dtype dtype = torch::kFloat32);
+FaDeX load_fadex(const std::string& path, const torch::Device& device = torch::kCPU);
 
 // Multi-head attention of q [B,Nq,D] over k,v [B,Nk,D]: the fused kernel on LibTorch 2.x, the
 // explicit matmul/softmax form on 1.13 (which has no scaled_dot_product_attention).

@@ -221,10 +221,11 @@ DegradationParams DegradationSampler::sample() {
   p.preset = preset_;
   p.seed = mix_seed(base, 2 * k + 1);
   p.order = spec.order;
-  p.out_scale = spec.out_scale;
+  const float out_scale = out_scale_ > 0 ? out_scale_ : spec.out_scale;
+  p.out_scale = out_scale;
   p.keep_size = keep_size_;
-  p.stage1 = sample_stage(r, spec.s1, spec.out_scale);
-  if (spec.order == 2) p.stage2 = sample_stage(r, spec.s2, spec.out_scale);
+  p.stage1 = sample_stage(r, spec.s1, out_scale);
+  if (spec.order == 2) p.stage2 = sample_stage(r, spec.s2, out_scale);
   p.final_step.resize_mode = random_mode(r);
   if (r.chance(spec.final_sinc_prob)) {
     p.final_step.sinc_size = r.odd(7, 21);

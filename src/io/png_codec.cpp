@@ -96,7 +96,7 @@ Image decode_png(const std::string& bytes, const std::string& name) {
   return img;
 }
 
-std::string encode_png(const Image& image, int bit_depth) {
+std::string encode_png(const Image& image, int bit_depth, int level) {
   const Image src = bit_depth == image.bit_depth ? image : image.with_bit_depth(bit_depth);
   WriteState st;
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &st.error, on_error, on_warning);
@@ -116,7 +116,7 @@ std::string encode_png(const Image& image, int bit_depth) {
   png_set_IHDR(png, info, src.width, src.height, bit_depth, color, PNG_INTERLACE_NONE,
                PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
   png_set_sRGB(png, info, PNG_sRGB_INTENT_PERCEPTUAL);
-  png_set_compression_level(png, 6);
+  png_set_compression_level(png, level);
   png_write_info(png, info);
   if (bit_depth == 16) png_set_swap(png);
   for (int y = 0; y < src.height; ++y) {

@@ -65,6 +65,7 @@ Lpips::Lpips(const std::string& weights_dir, const torch::Device& device) : impl
   if (heads.size() != static_cast<size_t>(kTaps)) throw FormatError(source + ": unexpected extra LPIPS head tensors");
   m.net->to(device);
   m.net->eval();
+  for (auto& p : m.net->parameters()) p.set_requires_grad(false);
   m.shift = torch::tensor({-.030f, -.088f, -.188f}, torch::kFloat32).view({1, 3, 1, 1}).to(device);
   m.scale = torch::tensor({.458f, .448f, .450f}, torch::kFloat32).view({1, 3, 1, 1}).to(device);
 }
@@ -73,23 +74,32 @@ Lpips::~Lpips() = default;
 Lpips::Lpips(Lpips&&) noexcept = default;
 Lpips& Lpips::operator=(Lpips&&) noexcept = default;
 
-std::vector<torch::Tensor> Lpips::features(const torch::Tensor& x) const {
-  torch::NoGradGuard ng;
-  auto& m = *impl_;
+namespace {
+std::vector<torch::Tensor> taps_of(Lpips::Impl& m, const torch::Tensor& x) {
   // normalize=True in lpips: [0,1] -> [-1,1], then the ScalingLayer.
   auto in = (x.to(m.device, torch::kFloat32) * 2 - 1 - m.shift) / m.scale;
   return m.net->taps(in);
 }
+}  // namespace
+
+std::vector<torch::Tensor> Lpips::features(const torch::Tensor& x) const {
+  torch::NoGradGuard ng;
+  return taps_of(*impl_, x);
+}
 
 torch::Tensor Lpips::forward(const torch::Tensor& a, const torch::Tensor& b) const {
   torch::NoGradGuard ng;
+  return distance(a, b);
+}
+
+torch::Tensor Lpips::distance(const torch::Tensor& a, const torch::Tensor& b) const {
   if (a.dim() != 4 || a.sizes() != b.sizes() || a.size(1) != 3) {
     throw ArgumentError("lpips: expected two [N,3,H,W] tensors of the same shape, got " + c10::str(a.sizes()) +
                         " and " + c10::str(b.sizes()));
   }
   const int64_t n = a.size(0);
   // One pass over both images: the batch halves are a and b.
-  const auto f = features(torch::cat({a, b}, 0));
+  const auto f = taps_of(*impl_, torch::cat({a, b}, 0));
   torch::Tensor total = torch::zeros({n}, torch::TensorOptions().device(impl_->device));
   for (int i = 0; i < kTaps; ++i) {
     // normalize_tensor: x / (||x||_channels + 1e-10)

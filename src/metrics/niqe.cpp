@@ -186,9 +186,11 @@ Niqe::Niqe(const std::string& npz_path) {
 
 double Niqe::on_plane(const std::vector<double>& y, int width, int height) const {
   const int nbw = width / kBlock, nbh = height / kBlock;
-  if (nbw < 1 || nbh < 1) {
+  // The block covariance (np.cov, ddof 1) needs two blocks: with one it is all NaN and the
+  // distance's SVD fails, so say so instead.
+  if (nbw < 1 || nbh < 1 || nbw * nbh < 2) {
     throw ArgumentError("niqe: image is " + std::to_string(width) + "x" + std::to_string(height) +
-                        ", NIQE needs at least one 96x96 block");
+                        ", NIQE needs at least two 96x96 blocks (e.g. 192x96)");
   }
   int w = nbw * kBlock, h = nbh * kBlock;
   std::vector<double> img(static_cast<size_t>(w) * h);

@@ -30,7 +30,7 @@ FaDeXImpl::FaDeXImpl(const FaDeXOptions& o) : options(o) {
   int64_t size = o.in_size;
   // Stride-2 stages down to the code grid; each followed by a residual block.
   while (size > o.code_grid) {
-    const int64_t next = std::min(ch * 2, o.code_dim);
+    const int64_t next = std::min(ch * 2, std::min(o.max_width, o.code_dim));
     body->push_back(nn::Conv2d(nn::Conv2dOptions(ch, next, 4).stride(2).padding(1)));
     body->push_back(nn::LeakyReLU(nn::LeakyReLUOptions().negative_slope(0.2)));
     body->push_back(ResBlock(next));
@@ -42,6 +42,12 @@ FaDeXImpl::FaDeXImpl(const FaDeXOptions& o) : options(o) {
   param_head = register_module(
       "param_head", nn::Sequential(nn::Linear(o.code_dim, o.code_dim), nn::LeakyReLU(nn::LeakyReLUOptions().negative_slope(0.2)),
                                    nn::Linear(o.code_dim, o.param_dim)));
+  param_mean = register_buffer("param_mean", torch::zeros({o.param_dim}));
+  param_std = register_buffer("param_std", torch::ones({o.param_dim}));
+}
+
+torch::Tensor FaDeXImpl::denormalize_params(const torch::Tensor& normalised) const {
+  return normalised * param_std.to(normalised.device()) + param_mean.to(normalised.device());
 }
 
 FaDeXOutput FaDeXImpl::forward(const torch::Tensor& lq_in, const torch::Tensor& hq) {

@@ -1,6 +1,12 @@
 // `face2scene upscale`: Real-ESRGAN ×4 (x4plus or general-x4v3) on files or folders.
 #include <filesystem>
 
+#include <chrono>
+#include <cstdio>
+#include <deque>
+#include <future>
+#include <thread>
+
 #include "cli_common.hpp"
 #include "face2scene/core.hpp"
 #include "face2scene/realesrgan.hpp"
@@ -94,12 +100,39 @@ Command setup_upscale(CLI::App& app, GlobalOptions& g) {
             }
             Upscaler up(o, a->weights);
             Progress progress("upscale " + model_name(model), static_cast<int64_t>(todo.size()));
+            // Encoding a 2048² PNG costs far more than a GPU ×4 pass (measured on the H100: 6 crops
+            // took 1.4 s to upscale and 2.2 s more to write): results are written by up to 4 worker
+            // threads at zlib level 2 while the next image is read and upscaled.
+            std::deque<std::future<void>> pending;
+            const size_t writers = std::max(1u, std::min(4u, std::thread::hardware_concurrency()));
+            WriteOptions wo;
+            wo.png_level = 2;
+            double t_read = 0, t_up = 0, t_wait = 0;
+            using clock = std::chrono::steady_clock;
+            auto secs = [](clock::time_point a, clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
             for (const auto& [src, dst] : todo) {
+              const auto t0 = clock::now();
               const Image img = read_image(src);
-              write_image(dst, up.upscale(img));
+              const auto t1 = clock::now();
+              Image out = up.upscale(img);
+              const auto t2 = clock::now();
+              while (pending.size() >= writers) {
+                pending.front().get();
+                pending.pop_front();
+              }
+              const auto t3 = clock::now();
+              t_read += secs(t0, t1), t_up += secs(t1, t2), t_wait += secs(t2, t3);
+              pending.push_back(std::async(std::launch::async, [d = dst, o = std::move(out), wo]() { write_image(d, o, wo); }));
               progress.advance();
             }
+            const auto t4 = clock::now();
+            for (auto& f : pending) f.get();
+            t_wait += secs(t4, clock::now());
             progress.finish();
+            char buf[160];
+            std::snprintf(buf, sizeof buf, "upscale stages: read %.2f s, upscale %.2f s, waiting for writes %.2f s", t_read, t_up,
+                          t_wait);
+            log_debug(buf);
           }};
 }
 }  // namespace

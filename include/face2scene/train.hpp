@@ -1,0 +1,137 @@
+// Training of the oracle core on the GPU machine (or, slowly, on the CPU): FaDeX first, then the
+// degradation-conditioned scene restorer and its blind twin, side by side on the same batches.
+// Data come packed by scripts/pack_training_data.sh; degradations are made on the training device
+// with the degradation engine; every run is resumable and bounded by a wall-clock budget.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "face2scene/degrade.hpp"
+#include "face2scene/oracle.hpp"
+#include "face2scene/safetensors.hpp"
+#include "face2scene/scene_restorer.hpp"
+
+namespace face2scene {
+
+// ---- data -------------------------------------------------------------------------------------
+struct TrainDataOptions {
+  std::string faces_dir;   // face photos (LFW deep-funneled 250², or aligned faces); a centre crop is used
+  std::string scenes_dir;  // clean scene photos, short side >= crop
+  int64_t face_size = 128;
+  int64_t face_crop = 128;  // side of the centre crop taken from each face photo before resizing
+  // Lines "<sha256>  <name>" (sha256sum format) of images that must never be trained on: loading
+  // fails if any training file has one of these contents.
+  std::string heldout_list;
+  int threads = 0;  // decoding threads (0 = hardware)
+};
+
+struct TrainData {
+  torch::Tensor faces;                // uint8 [N,3,S,S] on the training device
+  std::vector<torch::Tensor> scenes;  // uint8 [3,H,W] each, on the training device
+  std::vector<std::string> face_files, scene_files;
+};
+
+std::set<std::string> read_sha256_list(const std::string& path);
+TrainData load_train_data(const TrainDataOptions& options, const torch::Device& device);
+
+// Random crops / picks of a batch as float [B,3,s,s] in [0,1], with random horizontal flips.
+torch::Tensor sample_faces(const TrainData& data, int64_t n, torch::Generator& gen);
+torch::Tensor sample_scene_crops(const TrainData& data, int64_t n, int64_t crop, torch::Generator& gen);
+
+// ---- degradations -------------------------------------------------------------------------------
+// One sampler per preset, all at the same output scale; each batch draws its preset at random.
+class DegradationMix {
+ public:
+  DegradationMix(const std::vector<std::string>& presets, float out_scale, uint64_t seed);
+  // n params sharing resize steps (one preset per batch); keep_size = ×1 restoration.
+  std::vector<DegradationParams> sample_batch(int n, bool keep_size, std::mt19937_64& rng);
+
+ private:
+  std::vector<DegradationSampler> samplers_;
+};
+
+// Per-slot mean/std of the parameter vector over many draws of the mix (both ×4 and ×1), so the
+// regression target is normalised; slots that never vary get std 1 and mask 0.
+struct ParamNormaliser {
+  torch::Tensor mean, std, mask;  // [39] float32, CPU
+  static ParamNormaliser estimate(const std::vector<std::string>& presets, float out_scale, int draws, uint64_t seed);
+  torch::Tensor normalise(const std::vector<DegradationParams>& params, const torch::Device& device) const;
+};
+
+// ---- optimisation ------------------------------------------------------------------------------
+// AdamW written out (not torch::optim) so its moments can be checkpointed in bf16 with the same
+// code on LibTorch 1.13 and 2.x, whose optimizer-state keys differ.
+class AdamW {
+ public:
+  AdamW(std::vector<torch::Tensor> params, double lr, double beta1 = 0.9, double beta2 = 0.99, double weight_decay = 0);
+  void step();
+  void zero_grad();
+  void set_lr(double lr) { lr_ = lr; }
+  int64_t steps() const { return t_; }
+  TensorMap state() const;  // moments (bf16) and the step count
+  void load_state(const TensorMap& state, const std::string& source);
+
+ private:
+  std::vector<torch::Tensor> params_, m_, v_;
+  double lr_, b1_, b2_, wd_;
+  int64_t t_ = 0;
+};
+
+// ---- trainers -----------------------------------------------------------------------------------
+struct TrainCommon {
+  TrainDataOptions data;
+  std::string out_dir;  // checkpoints, loss CSV, sample grid; resumed from when present
+  torch::Device device = torch::kCPU;
+  double max_minutes = 8;  // stops itself, checkpoint written, before this wall-clock budget
+  int64_t max_steps = 0;   // 0 = until the budget is spent
+  uint64_t seed = 1;
+  int log_every = 25;
+  std::vector<std::string> presets{"mild", "moderate", "severe", "realesrgan"};
+  double x1_fraction = 0.3;  // share of batches degraded at ×1 (keep size) instead of ×4
+  double lr = 2e-4;
+};
+
+struct FaDeXTrainOptions {
+  TrainCommon common;
+  FaDeXOptions net;
+  int degradations = 32;  // per batch; each is applied to two different faces (the positive pair)
+  double temperature = 0.1;
+  double param_weight = 1.0;
+};
+
+struct RestorerTrainOptions {
+  TrainCommon common;
+  SceneRestorerOptions net;
+  MapNetOptions mapnet;
+  std::string fadex_weights;  // trained FaDeX (frozen here)
+  std::string base_weights;   // Real-ESRGAN general-x4v3 safetensors (from the weights cache)
+  std::string lpips_weights;  // folder for metrics::Lpips
+  int batch = 16;
+  int64_t crop = 256;          // HR scene crop
+  double lpips_weight = 0.2;   // loss = L1 + w * LPIPS
+  double null_token_prob = 0.1;  // the conditioned model also sees null tokens, so it degrades gracefully
+  bool train_blind = true;     // the fair blind baseline: same architecture and batches, null tokens only
+};
+
+struct TrainReport {
+  int64_t steps = 0;
+  double seconds = 0;
+  double samples_per_s = 0;
+  double peak_gpu_mb = 0;
+  double last_loss = 0;
+};
+
+TrainReport train_fadex(const FaDeXTrainOptions& options);
+TrainReport train_restorer(const RestorerTrainOptions& options);
+
+// Files written by the trainers (in out_dir).
+inline const char* kFaDeXFile = "fadex.safetensors";
+inline const char* kRestorerFile = "restorer.safetensors";          // conditioned: restorer + mapnet
+inline const char* kRestorerBlindFile = "restorer_blind.safetensors";  // blind twin
+
+}  // namespace face2scene

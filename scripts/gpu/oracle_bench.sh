@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The oracle-core benchmark on the GPU machine (which has no shared data): builds the CLI and
+# bench_oracle, then runs the ablation, the FaDeX analysis and the speed test on the held-out set
+# exported here by `bench_oracle --export-set .cache/oracle_set`, with the weights in weights/.
+# Carry: .deps, .cache/gpu_weights (general-x4v3 + LPIPS), .cache/oracle_set. Results under $OUT.
+set -euo pipefail
+: "${OUT:?OUT must name the output folder}"
+cd "$(dirname "$0")/../.."
+TARGETS="face2scene bench_oracle" bash scripts/gpu-build.sh build-gpu | tail -3
+export F2S_WEIGHTS_DIR=.cache/gpu_weights
+B=build-gpu/bin/bench_oracle
+R=out/oracle_bench
+mkdir -p "$R" "$OUT"
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+echo "== ablation (cuda, fp32) =="
+$B --ablation --device cuda --set .cache/oracle_set --models weights --lpips-weights .cache/gpu_weights --out "$R" 2>&1 | grep -v "^ablation:" | tail -60
+echo "== FaDeX analysis =="
+$B --fadex --device cuda --set .cache/oracle_set --models weights --out "$R" 2>&1 | tail -20
+echo "== speed =="
+for dt in bf16 fp16 fp32; do $B --speed --device cuda --dtype "$dt" --models weights 2>&1 | tail -2; done
+echo "== upscale stage timings (general-x4v3, 6 crops 256² -> 1024², cuda fp16) =="
+mkdir -p /tmp/up_in && cp .cache/oracle_set/scenes/00[0-5]_* /tmp/up_in/
+/usr/bin/time -f "%e s wall" build-gpu/bin/face2scene -v upscale /tmp/up_in -o /tmp/up_out --model general-x4v3 --device cuda \
+  --weights .cache/gpu_weights/realesr-general-x4v3.safetensors 2>&1 | grep -E "stages|wall"
+tar -C "$R" -czf "$OUT/oracle_bench.tgz" .
+ls -la "$OUT"

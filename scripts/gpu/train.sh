@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# One device call of oracle-core training on the GPU machine: build the CLI, resume from the
+# checkpoints carried in .cache/ckpt (if any), train FaDeX and/or the scene restorer within
+# budgets, and put checkpoints, loss CSVs, the log and GPU usage under $OUT (<= 8 files).
+# Carry: .deps (scripts/fetch-gpu-deps.sh), .cache/train (scripts/pack_training_data.sh),
+# .cache/gpu_weights (general-x4v3 safetensors + LPIPS weights), .cache/ckpt (previous $OUT).
+# Env: FADEX_MIN (default 3; 0 skips), RESTORER_MIN (default 4; 0 skips), LR, EXTRA (more args for
+# both), RESTORER_ARGS (more args for the restorer, e.g. --batch 24).
+set -euo pipefail
+: "${OUT:?OUT must name the output folder}"
+cd "$(dirname "$0")/../.."
+FADEX_MIN=${FADEX_MIN:-3}
+RESTORER_MIN=${RESTORER_MIN:-4}
+LR=${LR:-2e-4}
+TARGETS=face2scene bash scripts/gpu-build.sh build-gpu | tail -3
+CK=out/train
+mkdir -p "$CK" "$OUT"
+if [ -d .cache/ckpt ]; then cp .cache/ckpt/*.safetensors .cache/ckpt/*.csv "$CK/" 2>/dev/null || true; fi
+nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,noheader -l 5 >"$CK/gpu_usage.csv" 2>/dev/null &
+SMI=$!
+W=.cache/gpu_weights
+F2S=build-gpu/bin/face2scene
+run() { echo "+ $*"; "$@"; }
+if [ "$FADEX_MIN" != 0 ]; then
+  run $F2S -v train fadex --device cuda --data .cache/train -o "$CK" --max-minutes "$FADEX_MIN" --lr "$LR" ${EXTRA:-} 2>&1 | tee "$CK/fadex_log.txt" | grep -v "^face2scene: debug" | tail -25
+fi
+if [ "$RESTORER_MIN" != 0 ]; then
+  run $F2S -v train restorer --device cuda --data .cache/train -o "$CK" --max-minutes "$RESTORER_MIN" --lr "$LR" \
+    --base $W/realesr-general-x4v3.safetensors --lpips-weights $W ${EXTRA:-} ${RESTORER_ARGS:-} 2>&1 | tee "$CK/restorer_log.txt" | grep -v "^face2scene: debug" | tail -25
+fi
+kill $SMI 2>/dev/null || true
+for f in fadex fadex_optim restorer restorer_optim restorer_blind restorer_blind_optim; do
+  if [ -f "$CK/$f.safetensors" ]; then cp "$CK/$f.safetensors" "$OUT/"; fi
+done
+tar -C "$CK" -czf "$OUT/logs.tgz" $(cd "$CK" && ls *.csv *.txt 2>/dev/null)
+ls -la "$OUT"

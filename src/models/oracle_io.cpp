@@ -1,0 +1,133 @@
+// Files of the oracle core: FaDeX and the conditioned scene restorer (with its MapNet).
+#include "face2scene/core.hpp"
+#include "face2scene/oracle.hpp"
+#include "face2scene/scene_restorer.hpp"
+
+namespace face2scene {
+namespace {
+constexpr const char* kFaDeXArch = "face2scene-fadex";
+constexpr const char* kRestorerArch = "face2scene-scene-restorer";
+constexpr const char* kVersion = "1";
+
+int64_t meta_int(const Metadata& m, const std::string& key, const std::string& source) {
+  auto it = m.find(key);
+  if (it == m.end()) throw FormatError(source + ": metadata '" + key + "' missing");
+  try {
+    return std::stoll(it->second);
+  } catch (const std::exception&) {
+    throw FormatError(source + ": metadata '" + key + "' is not an integer: '" + it->second + "'");
+  }
+}
+
+TensorMap with_prefix(const TensorMap& in, const std::string& prefix, torch::Dtype dtype) {
+  TensorMap out;
+  for (const auto& [k, v] : in) {
+    auto t = v.detach().to(torch::kCPU).contiguous();
+    if (t.is_floating_point()) t = t.to(dtype);
+    out[prefix + k] = t;
+  }
+  return out;
+}
+
+TensorMap strip_prefix(const TensorMap& in, const std::string& prefix) {
+  TensorMap out;
+  for (const auto& [k, v] : in) {
+    if (k.rfind(prefix, 0) == 0) out[k.substr(prefix.size())] = v;
+  }
+  return out;
+}
+}  // namespace
+
+void save_fadex(const std::string& path, FaDeX& net, torch::Dtype dtype) {
+  const auto& o = net->options;
+  Metadata meta{{"arch", kFaDeXArch},
+                {"version", kVersion},
+                {"in_size", std::to_string(o.in_size)},
+                {"width", std::to_string(o.width)},
+                {"max_width", std::to_string(o.max_width)},
+                {"code_dim", std::to_string(o.code_dim)},
+                {"code_grid", std::to_string(o.code_grid)},
+                {"param_dim", std::to_string(o.param_dim)}};
+  // The normaliser buffers stay float32: they turn the regression back into physical units.
+  TensorMap t = with_prefix(state_dict(*net), "", dtype);
+  t["param_mean"] = net->param_mean.detach().cpu().to(torch::kFloat32).contiguous();
+  t["param_std"] = net->param_std.detach().cpu().to(torch::kFloat32).contiguous();
+  save_safetensors(path, t, meta);
+}
+
+FaDeX load_fadex(const std::string& path, const torch::Device& device) {
+  const SafeTensors st = load_safetensors(path);
+  check_arch(st, kFaDeXArch, path);
+  FaDeXOptions o;
+  o.in_size = meta_int(st.metadata, "in_size", path);
+  o.width = meta_int(st.metadata, "width", path);
+  o.max_width = meta_int(st.metadata, "max_width", path);
+  o.code_dim = meta_int(st.metadata, "code_dim", path);
+  o.code_grid = meta_int(st.metadata, "code_grid", path);
+  o.param_dim = meta_int(st.metadata, "param_dim", path);
+  FaDeX net(o);
+  load_state_dict_strict(*net, st.tensors, path);
+  net->to(device);
+  net->eval();
+  return net;
+}
+
+void save_restorer(const std::string& path, SceneRestorer& net, MapNet& mapnet, bool blind, torch::Dtype dtype) {
+  const auto& o = net->options;
+  const auto& m = mapnet->options;
+  Metadata meta{{"arch", kRestorerArch},
+                {"version", kVersion},
+                {"base", "realesr-general-x4v3 (SRVGGNetCompact), not included"},
+                {"blind", blind ? "1" : "0"},
+                {"num_feat", std::to_string(o.num_feat)},
+                {"num_conv", std::to_string(o.num_conv)},
+                {"token_dim", std::to_string(o.token_dim)},
+                {"adapter_every", std::to_string(o.adapter_every)},
+                {"heads", std::to_string(o.heads)},
+                {"lora_rank", std::to_string(o.lora_rank)},
+                {"code_dim", std::to_string(m.code_dim)},
+                {"embed_dim", std::to_string(m.embed_dim)},
+                {"mapnet_heads", std::to_string(m.heads)}};
+  TensorMap t = with_prefix(net->trainable_state(), "restorer.", dtype);
+  for (auto& [k, v] : with_prefix(state_dict(*mapnet), "mapnet.", dtype)) t[k] = v;
+  save_safetensors(path, t, meta);
+}
+
+LoadedRestorer load_restorer(const std::string& path, const std::string& base_weights, const torch::Device& device,
+                             bool fill_missing_gates) {
+  const SafeTensors st = load_safetensors(path);
+  check_arch(st, kRestorerArch, path);
+  SceneRestorerOptions o;
+  o.num_feat = int(meta_int(st.metadata, "num_feat", path));
+  o.num_conv = int(meta_int(st.metadata, "num_conv", path));
+  o.token_dim = meta_int(st.metadata, "token_dim", path);
+  o.adapter_every = int(meta_int(st.metadata, "adapter_every", path));
+  o.heads = meta_int(st.metadata, "heads", path);
+  o.lora_rank = meta_int(st.metadata, "lora_rank", path);
+  MapNetOptions mo;
+  mo.code_dim = meta_int(st.metadata, "code_dim", path);
+  mo.embed_dim = meta_int(st.metadata, "embed_dim", path);
+  mo.heads = meta_int(st.metadata, "mapnet_heads", path);
+  mo.token_dim = o.token_dim;
+  LoadedRestorer r;
+  r.net = SceneRestorer(o);
+  r.mapnet = MapNet(mo);
+  const SafeTensors base = load_safetensors(base_weights);
+  check_arch(base, "SRVGGNetCompact", base_weights);
+  r.net->load_base(base.tensors, base_weights);
+  for (const auto& [k, v] : st.tensors) {
+    if (k.rfind("restorer.", 0) != 0 && k.rfind("mapnet.", 0) != 0) {
+      throw FormatError(path + ": unexpected tensor '" + k + "' (expected restorer.* or mapnet.*)");
+    }
+  }
+  r.net->load_trainable_state(strip_prefix(st.tensors, "restorer."), path, fill_missing_gates);
+  load_state_dict_strict(*r.mapnet, strip_prefix(st.tensors, "mapnet."), path);
+  r.blind = st.metadata.count("blind") && st.metadata.at("blind") == "1";
+  r.net->to(device);
+  r.mapnet->to(device);
+  r.net->eval();
+  r.mapnet->eval();
+  return r;
+}
+
+}  // namespace face2scene

@@ -1,0 +1,159 @@
+// The degradation-conditioned scene restorer (see scene_restorer.hpp).
+#include "face2scene/scene_restorer.hpp"
+
+#include "face2scene/core.hpp"
+#include "face2scene/oracle.hpp"
+
+namespace face2scene {
+namespace nn = torch::nn;
+namespace F = torch::nn::functional;
+
+CondAdapterImpl::CondAdapterImpl(int64_t ch, int64_t token_dim, int64_t h) : heads(h) {
+  norm = register_module("norm", nn::GroupNorm(nn::GroupNormOptions(8, ch)));
+  to_q = register_module("to_q", nn::Conv2d(nn::Conv2dOptions(ch, ch, 1)));
+  to_kv = register_module("to_kv", nn::Linear(token_dim, 2 * ch));
+  to_out = register_module("to_out", nn::Conv2d(nn::Conv2dOptions(ch, ch, 1)));
+  film = register_module("film", nn::Linear(token_dim, 2 * ch));
+  // Zero-initialised outputs: the adapter starts as the identity, so training begins from the
+  // pretrained prior instead of from a perturbed one.
+  torch::NoGradGuard ng;
+  to_out->weight.zero_();
+  to_out->bias.zero_();
+  film->weight.zero_();
+  film->bias.zero_();
+}
+
+torch::Tensor CondAdapterImpl::forward(const torch::Tensor& x, const torch::Tensor& tokens) {
+  const int64_t b = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+  auto q = to_q(norm(x)).flatten(2).transpose(1, 2);  // [B,HW,C]
+  auto kv = to_kv(tokens).chunk(2, -1);               // [B,T,C] each
+  auto a = multi_head_attention(q, kv[0], kv[1], heads).transpose(1, 2).reshape({b, c, h, w});
+  auto y = x + to_out(a);
+  auto gb = film(tokens.mean(1)).view({b, 2 * c, 1, 1}).chunk(2, 1);
+  return y * (1 + gb[0]) + gb[1];
+}
+
+SceneRestorerImpl::SceneRestorerImpl(const SceneRestorerOptions& o) : options(o) {
+  if (o.adapter_every < 1 || o.num_conv % o.adapter_every != 0) {
+    throw ArgumentError("SceneRestorer: num_conv must be a multiple of adapter_every");
+  }
+  SRVGGNetCompactOptions bo;
+  bo.num_feat = o.num_feat;
+  bo.num_conv = o.num_conv;
+  base = register_module("base", SRVGGNetCompact(bo));
+  for (const auto& m : *base->body) {
+    if (auto c = std::dynamic_pointer_cast<nn::Conv2dImpl>(m)) {
+      convs_.emplace_back(c);
+    } else if (auto p = std::dynamic_pointer_cast<nn::PReLUImpl>(m)) {
+      prelus_.emplace_back(p);
+    }
+  }
+  lora_down = register_module("lora_down", nn::ModuleList());
+  lora_up = register_module("lora_up", nn::ModuleList());
+  lora_gate = register_module("lora_gate", nn::ModuleList());
+  for (size_t i = 1; i < convs_.size(); ++i) {
+    const int64_t out = convs_[i]->options.out_channels();
+    nn::Conv2d d(nn::Conv2dOptions(o.num_feat, o.lora_rank, 3).padding(1).bias(false));
+    nn::Conv2d u(nn::Conv2dOptions(o.lora_rank, out, 1).bias(false));
+    torch::NoGradGuard ng;
+    u->weight.zero_();
+    d->weight.mul_(0.5);
+    nn::Linear g(o.token_dim, o.lora_rank);
+    g->weight.zero_();
+    g->bias.zero_();
+    lora_down->push_back(d);
+    lora_up->push_back(u);
+    lora_gate->push_back(g);
+    downs_.push_back(d);
+    ups_.push_back(u);
+    gates_.push_back(g);
+  }
+  adapters = register_module("adapters", nn::ModuleList());
+  for (int i = 0; i < o.num_conv / o.adapter_every; ++i) {
+    CondAdapter a(o.num_feat, o.token_dim, o.heads);
+    adapters->push_back(a);
+    adapter_list_.push_back(a);
+  }
+  stem_x1 = register_module("stem_x1", nn::Conv2d(nn::Conv2dOptions(3 * 16, o.num_feat, 3).padding(1)));
+}
+
+void SceneRestorerImpl::load_base(const TensorMap& w, const std::string& source) {
+  load_state_dict_strict(*base, w, source);
+  torch::NoGradGuard ng;
+  // pixel_unshuffle(4) puts channel c's 4x4 block at channels 16c..16c+15: spreading the base's
+  // first-conv weights over them makes the ×1 path start as "box-downsample ×4, then the base".
+  auto w0 = convs_[0]->weight;  // [F,3,3,3]
+  stem_x1->weight.copy_(w0.repeat_interleave(16, 1) / 16.0);
+  stem_x1->bias.copy_(convs_[0]->bias);
+  for (auto& p : base->parameters()) p.set_requires_grad(false);
+}
+
+std::vector<torch::Tensor> SceneRestorerImpl::trainable_parameters() {
+  std::vector<torch::Tensor> out;
+  for (auto& kv : named_parameters()) {
+    if (kv.key().rfind("base.", 0) != 0) out.push_back(kv.value());
+  }
+  return out;
+}
+
+TensorMap SceneRestorerImpl::trainable_state() const {
+  TensorMap out;
+  for (auto& [k, v] : state_dict(*this)) {
+    if (k.rfind("base.", 0) != 0) out[k] = v;
+  }
+  return out;
+}
+
+void SceneRestorerImpl::load_trainable_state(const TensorMap& tensors, const std::string& source,
+                                             bool fill_missing_gates) {
+  // Strict over the trainable part: add the current base values so load_state_dict_strict checks
+  // everything else by name and shape.
+  TensorMap all = tensors;
+  if (fill_missing_gates) {
+    for (auto& [k, v] : state_dict(*this)) {
+      if (k.rfind("lora_gate.", 0) == 0 && !all.count(k)) all[k] = v;
+    }
+  }
+  for (auto& [k, v] : state_dict(*this)) {
+    if (k.rfind("base.", 0) == 0) {
+      if (all.count(k)) throw FormatError(source + ": unexpected base weight '" + k + "' (the base is not shipped)");
+      all[k] = v;
+    }
+  }
+  load_state_dict_strict(*this, all, source);
+}
+
+torch::Tensor SceneRestorerImpl::forward(const torch::Tensor& x, const torch::Tensor& tokens, int scale) {
+  if (x.dim() != 4 || x.size(1) != 3) throw ArgumentError("SceneRestorer: expected [B,3,H,W]");
+  if (tokens.dim() != 3 || tokens.size(0) != x.size(0) || tokens.size(2) != options.token_dim) {
+    throw ArgumentError("SceneRestorer: tokens must be [B,T," + std::to_string(options.token_dim) + "], got " +
+                        c10::str(tokens.sizes()));
+  }
+  torch::Tensor h, skip;
+  if (scale == 4) {
+    h = convs_[0](x);
+    skip = F::interpolate(x, F::InterpolateFuncOptions().scale_factor(std::vector<double>{4.0, 4.0}).mode(torch::kNearest));
+  } else if (scale == 1) {
+    if (x.size(2) % 4 || x.size(3) % 4) throw ArgumentError("SceneRestorer: ×1 needs sides that are multiples of 4");
+    h = stem_x1(torch::pixel_unshuffle(x, 4));
+    auto low = F::avg_pool2d(x, F::AvgPool2dFuncOptions(4));
+    skip = F::interpolate(low, F::InterpolateFuncOptions().scale_factor(std::vector<double>{4.0, 4.0}).mode(torch::kNearest));
+  } else {
+    throw ArgumentError("SceneRestorer: scale must be 4 or 1, got " + std::to_string(scale));
+  }
+  h = prelus_[0](h);
+  const auto mean_token = tokens.mean(1);
+  const int64_t b = x.size(0), r = options.lora_rank;
+  const size_t n = convs_.size();
+  for (size_t i = 1; i < n; ++i) {
+    auto gate = 1 + gates_[i - 1](mean_token).view({b, r, 1, 1});
+    h = convs_[i](h) + ups_[i - 1](downs_[i - 1](h) * gate);
+    if (i + 1 < n) {
+      h = prelus_[i](h);
+      if (i % size_t(options.adapter_every) == 0) h = adapter_list_[i / options.adapter_every - 1](h, tokens);
+    }
+  }
+  return torch::pixel_shuffle(h, 4) + skip;
+}
+
+}  // namespace face2scene

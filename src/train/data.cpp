@@ -1,0 +1,233 @@
+// Training data on the device: faces and scene photos decoded once (threads), held as uint8
+// tensors on the GPU, cropped and flipped there; degradation mix; parameter normaliser; AdamW.
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "face2scene/core.hpp"
+#include "face2scene/image.hpp"
+#include "face2scene/train.hpp"
+
+namespace face2scene {
+namespace fs = std::filesystem;
+
+std::set<std::string> read_sha256_list(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw IoError(path + ": cannot read the held-out checksum list");
+  std::set<std::string> out;
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream ls(line);
+    std::string hash;
+    ls >> hash;
+    if (hash.empty() || hash[0] == '#') continue;
+    if (hash.size() != 64) throw FormatError(path + ": not a sha256sum line: '" + line + "'");
+    out.insert(hash);
+  }
+  return out;
+}
+
+namespace {
+std::vector<std::string> list_images(const std::string& dir) {
+  if (!fs::is_directory(dir)) throw IoError(dir + ": training folder not found");
+  std::vector<std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    if (!e.is_regular_file()) continue;
+    auto ext = e.path().extension().string();
+    std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
+    if (ext == ".png" || ext == ".jpg" || ext == ".jpeg") out.push_back(e.path().string());
+  }
+  std::sort(out.begin(), out.end());
+  if (out.empty()) throw IoError(dir + ": no PNG/JPEG images in the training folder");
+  return out;
+}
+
+// uint8 [3,H,W] from an image (grey replicated, 16-bit rounded to 8).
+torch::Tensor to_u8_chw(const Image& im) {
+  const Image rgb = im.to_rgb().with_bit_depth(8);
+  auto t = torch::empty({rgb.height, rgb.width, 3}, torch::kUInt8);
+  auto* p = t.data_ptr<uint8_t>();
+  for (size_t i = 0; i < rgb.data.size(); ++i) p[i] = static_cast<uint8_t>(rgb.data[i]);
+  return t.permute({2, 0, 1}).contiguous();
+}
+
+// Decodes files on `threads` threads; checks each file's sha256 against the held-out set first.
+std::vector<torch::Tensor> decode_all(const std::vector<std::string>& files, const std::set<std::string>& heldout,
+                                      int threads, const std::function<torch::Tensor(torch::Tensor)>& post) {
+  std::vector<torch::Tensor> out(files.size());
+  std::vector<std::string> errors(files.size());
+  std::atomic<size_t> next{0};
+  const int n = threads > 0 ? threads : std::max(1u, std::thread::hardware_concurrency());
+  std::vector<std::thread> pool;
+  for (int t = 0; t < n; ++t) {
+    pool.emplace_back([&]() {
+      for (size_t i = next++; i < files.size(); i = next++) {
+        try {
+          const std::string bytes = read_file(files[i]);
+          if (heldout.count(sha256_hex(bytes))) {
+            errors[i] = files[i] + ": this image is in the held-out benchmark set (sha256 match); refusing to train on it";
+            continue;
+          }
+          out[i] = post(to_u8_chw(decode_image(bytes, files[i])));
+        } catch (const std::exception& e) {
+          errors[i] = e.what();
+        }
+      }
+    });
+  }
+  for (auto& th : pool) th.join();
+  for (const auto& e : errors) {
+    if (!e.empty()) throw Error(e);
+  }
+  return out;
+}
+}  // namespace
+
+TrainData load_train_data(const TrainDataOptions& o, const torch::Device& device) {
+  std::set<std::string> heldout;
+  if (!o.heldout_list.empty()) heldout = read_sha256_list(o.heldout_list);
+  TrainData d;
+  d.face_files = list_images(o.faces_dir);
+  d.scene_files = list_images(o.scenes_dir);
+  const int64_t fc = o.face_crop, fsz = o.face_size;
+  auto faces = decode_all(d.face_files, heldout, o.threads, [&](torch::Tensor t) {
+    const int64_t h = t.size(1), w = t.size(2);
+    const int64_t c = std::min({fc, h, w});
+    t = t.slice(1, (h - c) / 2, (h - c) / 2 + c).slice(2, (w - c) / 2, (w - c) / 2 + c);
+    if (c != fsz) {
+      auto f = torch::nn::functional::interpolate(
+          t.unsqueeze(0).to(torch::kFloat32),
+          torch::nn::functional::InterpolateFuncOptions().size(std::vector<int64_t>{fsz, fsz}).mode(torch::kBicubic).align_corners(false).antialias(c > fsz));
+      t = f.squeeze(0).round().clamp(0, 255).to(torch::kUInt8);
+    }
+    return t.contiguous();
+  });
+  d.faces = torch::stack(faces).to(device);
+  d.scenes = decode_all(d.scene_files, heldout, o.threads, [&](torch::Tensor t) { return t.to(device); });
+  log_info("training data: " + std::to_string(d.faces.size(0)) + " faces (" + o.faces_dir + "), " +
+           std::to_string(d.scenes.size()) + " scenes (" + o.scenes_dir + "), none in the held-out list (" +
+           std::to_string(heldout.size()) + " checksums)");
+  return d;
+}
+
+torch::Tensor sample_faces(const TrainData& d, int64_t n, torch::Generator& gen) {
+  auto idx = torch::randint(d.faces.size(0), {n}, gen, torch::TensorOptions().dtype(torch::kInt64)).to(d.faces.device());
+  auto x = d.faces.index_select(0, idx).to(torch::kFloat32).div_(255.0);
+  auto flip = torch::rand({n}, gen).lt(0.5).to(d.faces.device()).view({n, 1, 1, 1});
+  return torch::where(flip, x.flip({3}), x);
+}
+
+torch::Tensor sample_scene_crops(const TrainData& d, int64_t n, int64_t crop, torch::Generator& gen) {
+  std::vector<torch::Tensor> out;
+  auto pick = torch::randint(int64_t(d.scenes.size()), {n}, gen, torch::TensorOptions().dtype(torch::kInt64));
+  auto u = torch::rand({n, 3}, gen);
+  for (int64_t i = 0; i < n; ++i) {
+    const auto& s = d.scenes[size_t(pick[i].item<int64_t>())];
+    const int64_t h = s.size(1), w = s.size(2);
+    if (h < crop || w < crop) throw ArgumentError("training scene smaller than the crop (" + std::to_string(crop) + ")");
+    const int64_t y = int64_t(u[i][0].item<float>() * float(h - crop + 1)) % (h - crop + 1);
+    const int64_t x = int64_t(u[i][1].item<float>() * float(w - crop + 1)) % (w - crop + 1);
+    auto c = s.slice(1, y, y + crop).slice(2, x, x + crop);
+    if (u[i][2].item<float>() < 0.5) c = c.flip({2});
+    out.push_back(c);
+  }
+  return torch::stack(out).to(torch::kFloat32).div_(255.0);
+}
+
+// ---- degradation mix / normaliser -----------------------------------------------------------------
+DegradationMix::DegradationMix(const std::vector<std::string>& presets, float out_scale, uint64_t seed) {
+  if (presets.empty()) throw ArgumentError("training needs at least one degradation preset");
+  for (size_t i = 0; i < presets.size(); ++i) {
+    samplers_.emplace_back(presets[i], mix_seed(seed, 100 + i));
+    samplers_.back().set_out_scale(out_scale);
+  }
+}
+
+std::vector<DegradationParams> DegradationMix::sample_batch(int n, bool keep_size, std::mt19937_64& rng) {
+  auto& s = samplers_[rng() % samplers_.size()];
+  s.set_keep_size(keep_size);
+  return s.sample_batch(n);
+}
+
+ParamNormaliser ParamNormaliser::estimate(const std::vector<std::string>& presets, float out_scale, int draws,
+                                          uint64_t seed) {
+  DegradationMix mix(presets, out_scale, seed);
+  std::mt19937_64 rng(mix_seed(seed, 7));
+  std::vector<torch::Tensor> rows;
+  for (int i = 0; i < draws; i += 16) {
+    for (const auto& p : mix.sample_batch(16, (i / 16) % 3 == 0, rng)) rows.push_back(torch::tensor(degradation_targets(p)));
+  }
+  auto all = torch::stack(rows);
+  ParamNormaliser n;
+  n.mean = all.mean(0);
+  auto sd = all.std(0);
+  n.mask = sd.gt(1e-6).to(torch::kFloat32);
+  n.std = torch::where(sd.gt(1e-6), sd, torch::ones_like(sd));
+  return n;
+}
+
+torch::Tensor ParamNormaliser::normalise(const std::vector<DegradationParams>& params, const torch::Device& device) const {
+  std::vector<torch::Tensor> rows;
+  for (const auto& p : params) rows.push_back(torch::tensor(degradation_targets(p)));
+  return ((torch::stack(rows) - mean) / std * mask).to(device);
+}
+
+// ---- AdamW ---------------------------------------------------------------------------------------
+AdamW::AdamW(std::vector<torch::Tensor> params, double lr, double b1, double b2, double wd)
+    : params_(std::move(params)), lr_(lr), b1_(b1), b2_(b2), wd_(wd) {
+  for (auto& p : params_) {
+    m_.push_back(torch::zeros_like(p));
+    v_.push_back(torch::zeros_like(p));
+  }
+}
+
+void AdamW::zero_grad() {
+  for (auto& p : params_) {
+    if (p.grad().defined()) p.mutable_grad() = torch::Tensor();
+  }
+}
+
+void AdamW::step() {
+  torch::NoGradGuard ng;
+  ++t_;
+  const double c1 = 1 - std::pow(b1_, double(t_)), c2 = 1 - std::pow(b2_, double(t_));
+  for (size_t i = 0; i < params_.size(); ++i) {
+    auto& p = params_[i];
+    if (!p.grad().defined()) continue;
+    const auto& g = p.grad();
+    m_[i].mul_(b1_).add_(g, 1 - b1_);
+    v_[i].mul_(b2_).addcmul_(g, g, 1 - b2_);
+    if (wd_ > 0) p.mul_(1 - lr_ * wd_);
+    p.addcdiv_(m_[i] / c1, (v_[i] / c2).sqrt_().add_(1e-8), -lr_);
+  }
+}
+
+TensorMap AdamW::state() const {
+  TensorMap s;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    s["m." + std::to_string(i)] = m_[i].detach().to(torch::kCPU, torch::kBFloat16).contiguous();
+    s["v." + std::to_string(i)] = v_[i].detach().to(torch::kCPU, torch::kBFloat16).contiguous();
+  }
+  s["t"] = torch::tensor({t_}, torch::kInt64);
+  return s;
+}
+
+void AdamW::load_state(const TensorMap& s, const std::string& source) {
+  for (size_t i = 0; i < params_.size(); ++i) {
+    for (auto* pair : {&m_, &v_}) {
+      const std::string key = std::string(pair == &m_ ? "m." : "v.") + std::to_string(i);
+      auto it = s.find(key);
+      if (it == s.end() || it->second.sizes() != params_[i].sizes()) {
+        throw FormatError(source + ": optimizer state '" + key + "' missing or of the wrong shape");
+      }
+      (*pair)[i] = it->second.to(params_[i].device(), params_[i].scalar_type());
+    }
+  }
+  if (s.size() != 2 * params_.size() + 1) throw FormatError(source + ": optimizer state has unexpected entries");
+  t_ = s.at("t").item<int64_t>();
+}
+
+}  // namespace face2scene

@@ -1,0 +1,82 @@
+// FaDeX training: one sampled degradation applied to two different faces is a positive pair for
+// a symmetric InfoNCE loss (the other degradations of the batch are the negatives), plus
+// regression of the normalised parameter vector so the code can be read out in words.
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+
+#include "face2scene/core.hpp"
+#include "face2scene/tensor.hpp"
+#include "face2scene/train.hpp"
+#include "train/train_util.hpp"
+
+namespace face2scene {
+namespace F = torch::nn::functional;
+
+TrainReport train_fadex(const FaDeXTrainOptions& o) {
+  const auto& c = o.common;
+  std::filesystem::create_directories(c.out_dir);
+  const std::string weights = c.out_dir + "/" + kFaDeXFile, optim_file = c.out_dir + "/fadex_optim.safetensors";
+  set_global_seed(c.seed);
+  const TrainData data = load_train_data(c.data, c.device);
+
+  FaDeXOptions net_options = o.net;
+  net_options.param_dim = kDegradationTargetSize;
+  FaDeX net(net_options);
+  const auto norm = ParamNormaliser::estimate(c.presets, 4.0f, 4096, c.seed);
+  if (file_exists(weights)) {
+    net = load_fadex(weights, c.device);
+    log_info("resuming FaDeX from " + weights);
+  } else {
+    net->param_mean.copy_(norm.mean);
+    net->param_std.copy_(norm.std);
+  }
+  net->to(c.device);
+  net->train();
+  // The file's normaliser is the one the head was trained against: use it for the targets too.
+  ParamNormaliser used = norm;
+  used.mean = net->param_mean.detach().cpu();
+  used.std = net->param_std.detach().cpu();
+  AdamW opt(net->parameters(), c.lr, 0.9, 0.99, 1e-4);
+  if (file_exists(optim_file)) opt.load_state(load_safetensors(optim_file).tensors, optim_file);
+
+  TrainLoop loop(c, "fadex", {"loss", "infonce", "param_mse", "top1"});
+  const int64_t k = o.degradations;
+  const auto labels = torch::arange(k, torch::TensorOptions().dtype(torch::kInt64).device(c.device));
+  auto step_gen = make_generator(mix_seed(c.seed, 1000 + uint64_t(opt.steps())), torch::kCPU);
+  std::mt19937_64 rng(mix_seed(c.seed, 2000 + uint64_t(opt.steps())));
+  DegradationMix mix(c.presets, 4.0f, mix_seed(c.seed, 3000 + uint64_t(opt.steps())));
+  std::uniform_real_distribution<double> unit(0, 1);
+  while (loop.keep_going(opt.steps())) {
+    const bool x1 = unit(rng) < c.x1_fraction;
+    auto params = mix.sample_batch(int(k), x1, rng);
+    auto both = params;
+    both.insert(both.end(), params.begin(), params.end());
+    // Two disjoint draws of faces: index i and k+i share a degradation but (almost surely) not a face.
+    auto hq = sample_faces(data, 2 * k, step_gen);
+    torch::Tensor lq;
+    {
+      torch::NoGradGuard ng;
+      lq = apply_degradation(hq, both);
+    }
+    auto out = net->forward(lq, hq);
+    auto za = out.code.narrow(0, 0, k), zb = out.code.narrow(0, k, k);
+    auto logits = torch::matmul(za, zb.t()) / o.temperature;
+    auto infonce = 0.5 * (F::cross_entropy(logits, labels) + F::cross_entropy(logits.t(), labels));
+    auto target = used.normalise(both, c.device);
+    auto mask = used.mask.to(c.device);
+    auto mse = ((out.params - target).pow(2) * mask).sum() / (mask.sum() * double(2 * k));
+    auto loss = infonce + o.param_weight * mse;
+    opt.zero_grad();
+    loss.backward();
+    opt.step();
+    const double top1 = logits.argmax(1).eq(labels).to(torch::kFloat32).mean().item<double>();
+    loop.record(opt.steps(), 2 * k, {loss.item<double>(), infonce.item<double>(), mse.item<double>(), top1});
+  }
+  net->eval();
+  save_fadex(weights, net);
+  save_safetensors(optim_file, opt.state());
+  return loop.finish(opt.steps());
+}
+
+}  // namespace face2scene

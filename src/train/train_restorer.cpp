@@ -1,0 +1,126 @@
+// Scene-restorer training: each sample pairs a face and a scene crop degraded by the same sampled
+// degradation; frozen FaDeX reads the code from the (degraded, clean) face, MapNet turns it into
+// 21 tokens, the conditioned restorer restores the scene. The blind twin (same architecture, null
+// tokens only) trains on the very same batches, so the ablation compares like with like.
+#include <filesystem>
+
+#include "face2scene/core.hpp"
+#include "face2scene/metrics.hpp"
+#include "face2scene/tensor.hpp"
+#include "face2scene/train.hpp"
+#include "train/train_util.hpp"
+
+namespace face2scene {
+namespace {
+
+struct Student {
+  std::string name;
+  bool blind = false;
+  SceneRestorer net{nullptr};
+  MapNet mapnet{nullptr};
+  std::unique_ptr<AdamW> opt;
+  std::string weights, optim_file;
+};
+
+void init_student(Student& s, const RestorerTrainOptions& o, const SafeTensors& base) {
+  const auto& c = o.common;
+  s.weights = c.out_dir + "/" + (s.blind ? kRestorerBlindFile : kRestorerFile);
+  s.optim_file = c.out_dir + "/" + s.name + "_optim.safetensors";
+  if (file_exists(s.weights)) {
+    auto loaded = load_restorer(s.weights, o.base_weights, c.device, /*fill_missing_gates=*/true);
+    s.net = loaded.net;
+    s.mapnet = loaded.mapnet;
+    log_info("resuming " + s.name + " from " + s.weights);
+  } else {
+    s.net = SceneRestorer(o.net);
+    s.net->load_base(base.tensors, o.base_weights);
+    auto mo = o.mapnet;
+    mo.token_dim = o.net.token_dim;
+    s.mapnet = MapNet(mo);
+  }
+  s.net->to(c.device);
+  s.mapnet->to(c.device);
+  s.net->train();
+  s.mapnet->train();
+  auto params = s.net->trainable_parameters();
+  for (auto& p : s.mapnet->parameters()) params.push_back(p);
+  s.opt = std::make_unique<AdamW>(params, c.lr, 0.9, 0.99, 0.0);
+  if (file_exists(s.optim_file)) s.opt->load_state(load_safetensors(s.optim_file).tensors, s.optim_file);
+}
+
+}  // namespace
+
+TrainReport train_restorer(const RestorerTrainOptions& o) {
+  const auto& c = o.common;
+  std::filesystem::create_directories(c.out_dir);
+  set_global_seed(c.seed);
+  if (c.device.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
+  const TrainData data = load_train_data(c.data, c.device);
+  FaDeX fadex = load_fadex(o.fadex_weights, c.device);
+  for (auto& p : fadex->parameters()) p.set_requires_grad(false);
+  const metrics::Lpips lpips(o.lpips_weights, c.device);
+  const SafeTensors base = load_safetensors(o.base_weights);
+  check_arch(base, "SRVGGNetCompact", o.base_weights);
+
+  std::vector<Student> students(o.train_blind ? 2 : 1);
+  students[0].name = "restorer";
+  if (o.train_blind) {
+    students[1].name = "restorer_blind";
+    students[1].blind = true;
+  }
+  for (auto& s : students) init_student(s, o, base);
+  const int64_t start = students[0].opt->steps();
+
+  std::vector<std::string> cols{"loss", "l1", "lpips"};
+  if (o.train_blind) cols.insert(cols.end(), {"blind_loss", "blind_l1", "blind_lpips"});
+  TrainLoop loop(c, "restorer", cols);
+  auto gen = make_generator(mix_seed(c.seed, 5000 + uint64_t(start)), torch::kCPU);
+  std::mt19937_64 rng(mix_seed(c.seed, 6000 + uint64_t(start)));
+  DegradationMix mix(c.presets, 4.0f, mix_seed(c.seed, 7000 + uint64_t(start)));
+  std::uniform_real_distribution<double> unit(0, 1);
+  const int64_t b = o.batch;
+  int64_t step = start;
+  while (loop.keep_going(step)) {
+    const bool x1 = unit(rng) < c.x1_fraction;
+    const int scale = x1 ? 1 : 4;
+    auto params = mix.sample_batch(o.batch, x1, rng);
+    auto face_hq = sample_faces(data, b, gen);
+    auto scene_hq = sample_scene_crops(data, b, o.crop, gen);
+    torch::Tensor face_lq, scene_lq, code_map;
+    {
+      torch::NoGradGuard ng;
+      face_lq = apply_degradation(face_hq, params);
+      scene_lq = apply_degradation(scene_hq, params);
+      code_map = fadex->forward(face_lq, face_hq).code_map;
+    }
+    std::vector<double> values;
+    for (auto& s : students) {
+      torch::Tensor tokens;
+      if (s.blind) {
+        tokens = s.mapnet->null_tokens(b);
+      } else {
+        tokens = s.mapnet->forward(code_map);
+        auto drop = torch::rand({b, 1, 1}, gen).lt(o.null_token_prob).to(c.device);
+        tokens = torch::where(drop, s.mapnet->null_tokens(b), tokens);
+      }
+      auto pred = s.net->forward(scene_lq, tokens, scale);
+      auto l1 = (pred - scene_hq).abs().mean();
+      auto lp = lpips.distance(pred.clamp(0, 1), scene_hq).mean();
+      auto loss = l1 + o.lpips_weight * lp;
+      s.opt->zero_grad();
+      loss.backward();
+      s.opt->step();
+      values.insert(values.end(), {loss.item<double>(), l1.item<double>(), lp.item<double>()});
+    }
+    ++step;
+    loop.record(step, b, values);
+  }
+  for (auto& s : students) {
+    s.net->eval();
+    save_restorer(s.weights, s.net, s.mapnet, s.blind);
+    save_safetensors(s.optim_file, s.opt->state());
+  }
+  return loop.finish(step);
+}
+
+}  // namespace face2scene

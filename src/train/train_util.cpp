@@ -1,0 +1,76 @@
+#include "train/train_util.hpp"
+
+#include <cstdio>
+#include <fstream>
+
+#include "face2scene/core.hpp"
+
+namespace face2scene {
+
+TrainLoop::TrainLoop(const TrainCommon& c, std::string name, std::vector<std::string> columns)
+    : common_(c), name_(std::move(name)), columns_(std::move(columns)), sums_(columns_.size(), 0.0) {
+  csv_ = c.out_dir + "/" + name_ + "_loss.csv";
+  if (!file_exists(csv_)) {
+    std::ofstream out(csv_);
+    if (!out) throw IoError(csv_ + ": cannot write the loss log");
+    out << "step,seconds,samples_per_s";
+    for (const auto& col : columns_) out << "," << col;
+    out << "\n";
+  }
+  start_ = window_start_ = std::chrono::steady_clock::now();
+}
+
+bool TrainLoop::keep_going(int64_t step) const {
+  if (common_.max_steps > 0 && step >= common_.max_steps) return false;
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  // Keep 10 s (or 5% of a short budget) to write checkpoints before the budget ends.
+  const double budget = common_.max_minutes * 60.0;
+  return s < budget - std::min(10.0, 0.05 * budget);
+}
+
+void TrainLoop::record(int64_t step, int64_t samples, const std::vector<double>& values) {
+  if (first_step_ < 0) first_step_ = step - 1;
+  for (size_t i = 0; i < values.size() && i < sums_.size(); ++i) sums_[i] += values[i];
+  if (!values.empty()) last_loss_ = values[0];
+  window_samples_ += samples;
+  total_samples_ += samples;
+  ++window_steps_;
+  if (window_steps_ >= common_.log_every) flush(step);
+}
+
+void TrainLoop::flush(int64_t step) {
+  if (window_steps_ == 0) return;
+  const auto now = std::chrono::steady_clock::now();
+  const double win = std::chrono::duration<double>(now - window_start_).count();
+  const double total = std::chrono::duration<double>(now - start_).count();
+  std::ofstream out(csv_, std::ios::app);
+  char buf[64];
+  const double rate = window_samples_ / std::max(win, 1e-9);
+  std::snprintf(buf, sizeof buf, "%.1f,%.1f", total, rate);
+  out << step << "," << buf;
+  std::snprintf(buf, sizeof buf, " step %lld: %.0f s, %.1f samples/s:", static_cast<long long>(step), total, rate);
+  std::string line = name_ + buf;
+  for (size_t i = 0; i < sums_.size(); ++i) {
+    std::snprintf(buf, sizeof buf, "%.5g", sums_[i] / double(window_steps_));
+    out << "," << buf;
+    line += " " + columns_[i] + "=" + buf;
+    sums_[i] = 0;
+  }
+  out << "\n";
+  log_info(line);
+  window_steps_ = 0;
+  window_samples_ = 0;
+  window_start_ = now;
+}
+
+TrainReport TrainLoop::finish(int64_t step) {
+  flush(step);
+  TrainReport r;
+  r.steps = step - std::max<int64_t>(first_step_, 0);
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  r.samples_per_s = total_samples_ / std::max(r.seconds, 1e-9);
+  r.last_loss = last_loss_;
+  return r;
+}
+
+}  // namespace face2scene

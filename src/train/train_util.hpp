@@ -1,0 +1,33 @@
+// Shared loop bookkeeping of the trainers: wall-clock budget, loss CSV (appended across resumed
+// runs), a log line every few steps, throughput.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "face2scene/train.hpp"
+
+namespace face2scene {
+
+class TrainLoop {
+ public:
+  TrainLoop(const TrainCommon& common, std::string name, std::vector<std::string> columns);
+  // False once the step limit is reached or the budget (less a margin for saving) is spent.
+  bool keep_going(int64_t step) const;
+  // One optimisation step done: `samples` images seen, loss values in column order.
+  void record(int64_t step, int64_t samples, const std::vector<double>& values);
+  TrainReport finish(int64_t step);
+
+ private:
+  void flush(int64_t step);
+  TrainCommon common_;
+  std::string name_, csv_;
+  std::vector<std::string> columns_;
+  std::chrono::steady_clock::time_point start_, window_start_;
+  int64_t first_step_ = -1, window_samples_ = 0, total_samples_ = 0, window_steps_ = 0;
+  std::vector<double> sums_;
+  double last_loss_ = 0;
+};
+
+}  // namespace face2scene

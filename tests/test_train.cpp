@@ -1,0 +1,293 @@
+// The oracle core's restorer, files and trainers, at toy sizes on the CPU.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "face2scene/core.hpp"
+#include "face2scene/degrade.hpp"
+#include "face2scene/oracle.hpp"
+#include "face2scene/scene_restorer.hpp"
+#include "face2scene/tensor.hpp"
+#include "face2scene/train.hpp"
+#include "test_util.hpp"
+
+using namespace face2scene;
+
+TEST(Sha256, KnownDigests) {
+  EXPECT_EQ(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  // 56 bytes: the padding spills into a second block.
+  EXPECT_EQ(sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  EXPECT_EQ(sha256_hex(std::string(1000, 'a')).substr(0, 16), "41edece42d63e8d9");
+}
+
+namespace {
+SceneRestorerOptions tiny_options() {
+  SceneRestorerOptions o;
+  o.num_feat = 16;
+  o.num_conv = 4;
+  o.adapter_every = 2;
+  o.token_dim = 32;
+  o.heads = 2;
+  o.lora_rank = 2;
+  return o;
+}
+TensorMap random_base(const SceneRestorerOptions& o) {
+  SRVGGNetCompactOptions bo;
+  bo.num_feat = o.num_feat;
+  bo.num_conv = o.num_conv;
+  torch::manual_seed(5);
+  SRVGGNetCompact b(bo);
+  return state_dict(*b);
+}
+}  // namespace
+
+TEST(SceneRestorer, StartsAsTheBaseModelAndConditioningThenMatters) {
+  const auto o = tiny_options();
+  SceneRestorer net(o);
+  const auto base_w = random_base(o);
+  net->load_base(base_w, "random");
+  SRVGGNetCompactOptions bo;
+  bo.num_feat = o.num_feat;
+  bo.num_conv = o.num_conv;
+  SRVGGNetCompact base(bo);
+  load_state_dict_strict(*base, base_w, "random");
+  torch::NoGradGuard ng;
+  auto x = torch::rand({2, 3, 12, 16});
+  auto tokens = torch::randn({2, 21, 32});
+  // Zero-initialised adapters and LoRA: exactly the base at ×4.
+  EXPECT_LT((net->forward(x, tokens, 4) - base->forward(x)).abs().max().item<float>(), 1e-5);
+  // ×1 starts as "box-downsample ×4, then the base".
+  auto low = torch::nn::functional::avg_pool2d(x, torch::nn::functional::AvgPool2dFuncOptions(4));
+  EXPECT_LT((net->forward(x, tokens, 1) - base->forward(low)).abs().max().item<float>(), 1e-4);
+  // Once the adapters are non-zero, different tokens give different outputs.
+  for (auto& p : net->adapters->parameters()) p.normal_(0, 0.1);
+  auto a = net->forward(x, tokens, 4), b = net->forward(x, torch::randn({2, 21, 32}), 4);
+  EXPECT_GT((a - b).abs().max().item<float>(), 1e-3);
+  EXPECT_THROW(net->forward(x, tokens, 2), ArgumentError);
+  EXPECT_THROW(net->forward(x, torch::randn({2, 21, 8}), 4), ArgumentError);
+  // The base is frozen and never part of what is shipped.
+  for (const auto& [k, v] : net->trainable_state()) EXPECT_NE(k.rfind("base.", 0), 0u) << k;
+  for (auto& p : net->base->parameters()) EXPECT_FALSE(p.requires_grad());
+}
+
+TEST(SceneRestorer, FileRoundTripIsStrict) {
+  const auto o = tiny_options();
+  const std::string dir = f2s_test::temp_dir("restorer_io");
+  SRVGGNetCompactOptions bo;
+  bo.num_feat = o.num_feat;
+  bo.num_conv = o.num_conv;
+  save_safetensors(dir + "/base.safetensors", random_base(o), {{"arch", "SRVGGNetCompact"}, {"version", "1"}});
+  SceneRestorer net(o);
+  net->load_base(random_base(o), "random");
+  {
+    torch::NoGradGuard ng;
+    for (auto& p : net->adapters->parameters()) p.normal_(0, 0.1);
+  }
+  MapNetOptions mo;
+  mo.code_dim = 16;
+  mo.embed_dim = 16;
+  mo.token_dim = 32;
+  mo.heads = 2;
+  MapNet mapnet(mo);
+  save_restorer(dir + "/r.safetensors", net, mapnet, /*blind=*/true);
+  auto loaded = load_restorer(dir + "/r.safetensors", dir + "/base.safetensors");
+  EXPECT_TRUE(loaded.blind);
+  torch::NoGradGuard ng;
+  auto code = torch::randn({1, 16, 8, 8});
+  auto x = torch::rand({1, 3, 8, 8});
+  net->eval();
+  mapnet->eval();
+  auto ref = net->forward(x, mapnet->forward(code), 4);
+  auto got = loaded.net->forward(x, loaded.mapnet->forward(code), 4);
+  EXPECT_LT((ref - got).abs().max().item<float>(), 1e-6);
+  // A wrong base (another width) is named in the error.
+  auto o2 = o;
+  o2.num_feat = 8;
+  save_safetensors(dir + "/base8.safetensors", random_base(o2), {{"arch", "SRVGGNetCompact"}, {"version", "1"}});
+  try {
+    load_restorer(dir + "/r.safetensors", dir + "/base8.safetensors");
+    ADD_FAILURE() << "expected a shape error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("base8.safetensors"), std::string::npos) << e.what();
+  }
+  f2s_test::remove_tree(dir);
+}
+
+TEST(FaDeXFile, RoundTripKeepsNormaliser) {
+  FaDeXOptions o;
+  o.in_size = 32;
+  o.width = 8;
+  o.max_width = 16;
+  o.code_dim = 16;
+  FaDeX net(o);
+  net->param_mean.fill_(3.0);
+  net->param_std.fill_(2.0);
+  const std::string dir = f2s_test::temp_dir("fadex_io");
+  save_fadex(dir + "/f.safetensors", net);
+  auto back = load_fadex(dir + "/f.safetensors");
+  EXPECT_EQ(back->options.max_width, 16);
+  auto v = back->denormalize_params(torch::ones({1, 44}));
+  EXPECT_FLOAT_EQ(v[0][0].item<float>(), 5.0f);
+  f2s_test::remove_tree(dir);
+}
+
+TEST(DegradationSummaryTest, CombinesStagesAndReadsOut) {
+  DegradationParams p;
+  p.order = 2;
+  p.out_scale = 4;
+  p.stage1.blur.type = KernelType::kIsoGaussian;
+  p.stage1.blur.size = 13;
+  p.stage1.blur.sigma_x = p.stage1.blur.sigma_y = 2.0f;
+  p.stage1.resize = {ResizeMode::kBilinear, 0.5f};
+  p.stage1.noise = {NoiseType::kGaussian, false, 6.0f};
+  p.stage2.blur.type = KernelType::kIsoGaussian;
+  p.stage2.blur.size = 7;
+  p.stage2.blur.sigma_x = p.stage2.blur.sigma_y = 0.75f;  // 1.5 input pixels after the ×0.5 resize
+  p.stage2.noise = {NoiseType::kGaussian, false, 8.0f};
+  p.final_step.jpeg_quality = 40;
+  p.stage1.jpeg_quality = 80;
+  const auto s = summarize(p);
+  EXPECT_NEAR(s.blur_sigma, 2.5, 1e-5);   // sqrt(2² + 1.5²)
+  EXPECT_NEAR(s.noise_sigma, 10.0, 1e-5);  // sqrt(6² + 8²)
+  EXPECT_EQ(s.jpeg_quality, 40);
+  EXPECT_EQ(s.scale, 4);
+  EXPECT_EQ(s.describe(), "blur σ≈2.5 px, noise σ≈10/255, JPEG q≈40, ×4.0 downscale");
+  EXPECT_EQ(degradation_targets(p).size(), size_t(kDegradationTargetSize));
+}
+
+TEST(Training, NormaliserMasksConstantSlots) {
+  const auto n = ParamNormaliser::estimate({"mild", "severe"}, 4.0f, 256, 3);
+  ASSERT_EQ(n.mean.size(0), kDegradationTargetSize);
+  EXPECT_EQ(n.mask[0].item<float>(), 0.0f);  // the version slot never varies
+  EXPECT_EQ(n.mask[kDegradationTargetSize - 5].item<float>(), 1.0f);  // blur σ does
+  DegradationSampler s("severe", 1);
+  s.set_out_scale(4);
+  auto t = n.normalise(s.sample_batch(64), torch::kCPU);
+  EXPECT_LT(t.abs().mean().item<float>(), 3.0f);
+}
+
+TEST(Training, AdamWMinimisesAndCheckpointsItsState) {
+  auto w = torch::full({3}, 5.0).set_requires_grad(true);
+  AdamW opt({w}, 0.1);
+  for (int i = 0; i < 300; ++i) {
+    opt.zero_grad();
+    (w - torch::tensor({1.0, -2.0, 0.5})).pow(2).sum().backward();
+    opt.step();
+  }
+  EXPECT_LT((w - torch::tensor({1.0, -2.0, 0.5})).abs().max().item<float>(), 0.05);
+  auto st = opt.state();
+  AdamW other({torch::zeros({3}).set_requires_grad(true)}, 0.1);
+  other.load_state(st, "state");
+  EXPECT_EQ(other.steps(), 300);
+  AdamW wrong({torch::zeros({4}).set_requires_grad(true)}, 0.1);
+  EXPECT_THROW(wrong.load_state(st, "state"), FormatError);
+}
+
+namespace {
+// A toy training folder: faces and scenes of smooth random colour fields.
+std::string make_toy_data(const std::string& dir) {
+  std::filesystem::create_directories(dir + "/faces");
+  std::filesystem::create_directories(dir + "/scenes");
+  torch::manual_seed(11);
+  for (int i = 0; i < 6; ++i) {
+    auto face = torch::nn::functional::interpolate(
+        torch::rand({1, 3, 4, 4}),
+        torch::nn::functional::InterpolateFuncOptions().size(std::vector<int64_t>{40, 40}).mode(torch::kBilinear).align_corners(false));
+    write_image(dir + "/faces/f" + std::to_string(i) + ".png", tensor_to_image(face.squeeze(0)));
+    auto scene = torch::nn::functional::interpolate(
+        torch::rand({1, 3, 8, 8}),
+        torch::nn::functional::InterpolateFuncOptions().size(std::vector<int64_t>{72, 80}).mode(torch::kBilinear).align_corners(false));
+    write_image(dir + "/scenes/s" + std::to_string(i) + ".jpg", tensor_to_image(scene.squeeze(0)));
+  }
+  return dir;
+}
+}  // namespace
+
+TEST(Training, HeldOutImagesAreRefused) {
+  const std::string dir = make_toy_data(f2s_test::temp_dir("train_heldout"));
+  {
+    std::ofstream list(dir + "/heldout.sha256");
+    list << sha256_hex(read_file(dir + "/scenes/s3.jpg")) << "  natural/Kodak24/kodim03.png\n";
+  }
+  TrainDataOptions o;
+  o.faces_dir = dir + "/faces";
+  o.scenes_dir = dir + "/scenes";
+  o.heldout_list = dir + "/heldout.sha256";
+  o.face_size = 32;
+  o.face_crop = 32;
+  try {
+    load_train_data(o, torch::kCPU);
+    ADD_FAILURE() << "a held-out image was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("s3.jpg"), std::string::npos) << e.what();
+  }
+  o.heldout_list.clear();
+  const auto d = load_train_data(o, torch::kCPU);
+  EXPECT_EQ(d.faces.sizes(), (std::vector<int64_t>{6, 3, 32, 32}));
+  EXPECT_EQ(d.scenes.size(), 6u);
+  f2s_test::remove_tree(dir);
+}
+
+TEST(Training, FaDeXStepsRunResumeAndLog) {
+  const std::string dir = make_toy_data(f2s_test::temp_dir("train_fadex"));
+  FaDeXTrainOptions o;
+  o.common.data.faces_dir = dir + "/faces";
+  o.common.data.scenes_dir = dir + "/scenes";
+  o.common.data.face_size = 32;
+  o.common.data.face_crop = 32;
+  o.common.out_dir = dir + "/out";
+  o.common.max_steps = 3;
+  o.common.log_every = 1;
+  o.common.presets = {"mild", "severe"};
+  o.net.in_size = 32;
+  o.net.width = 8;
+  o.net.max_width = 16;
+  o.net.code_dim = 16;
+  o.degradations = 4;
+  auto r = train_fadex(o);
+  EXPECT_EQ(r.steps, 3);
+  EXPECT_TRUE(std::isfinite(r.last_loss));
+  ASSERT_TRUE(file_exists(o.common.out_dir + "/fadex.safetensors"));
+  o.common.max_steps = 5;  // resumes at step 3
+  r = train_fadex(o);
+  EXPECT_EQ(r.steps, 2);
+  const std::string csv = read_file(o.common.out_dir + "/fadex_loss.csv");
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 6);  // header + 5 rows
+
+  // The restorer and its blind twin on top of that FaDeX (needs the LPIPS weights).
+  if (!f2s_test::have_data("weights/lpips_v0.1")) {
+    f2s_test::remove_tree(dir);
+    GTEST_SKIP() << "shared data not found: restorer part skipped";
+  }
+  RestorerTrainOptions ro;
+  ro.common = o.common;
+  ro.common.max_steps = 2;
+  ro.net = tiny_options();
+  ro.mapnet.code_dim = 16;
+  ro.mapnet.embed_dim = 16;
+  ro.mapnet.heads = 2;
+  ro.fadex_weights = o.common.out_dir + "/fadex.safetensors";
+  ro.base_weights = dir + "/base.safetensors";
+  save_safetensors(ro.base_weights, random_base(ro.net), {{"arch", "SRVGGNetCompact"}, {"version", "1"}});
+  ro.lpips_weights = f2s_test::data_path("weights");
+  ro.batch = 2;
+  ro.crop = 32;
+  ro.common.x1_fraction = 0.5;
+  r = train_restorer(ro);
+  EXPECT_EQ(r.steps, 2);
+  EXPECT_TRUE(std::isfinite(r.last_loss));
+  auto cond = load_restorer(o.common.out_dir + "/restorer.safetensors", ro.base_weights);
+  auto blind = load_restorer(o.common.out_dir + "/restorer_blind.safetensors", ro.base_weights);
+  EXPECT_FALSE(cond.blind);
+  EXPECT_TRUE(blind.blind);
+  // Training moved the conditioned model away from the base.
+  double moved = 0;
+  for (const auto& [k, v] : cond.net->trainable_state()) {
+    if (k.find("lora_up") != std::string::npos) moved += v.abs().sum().item<double>();
+  }
+  EXPECT_GT(moved, 0.0);
+  f2s_test::remove_tree(dir);
+}

@@ -1,0 +1,117 @@
+// `face2scene restore-scene`: restore a whole image with the degradation code read from a face
+// pair (degraded face + clean or restored face of the same photo's degradation), or blind.
+// `face2scene read-degradation`: say what FaDeX reads from a face pair, in words.
+#include <cstdio>
+
+#include "cli_common.hpp"
+#include "face2scene/core.hpp"
+#include "face2scene/oracle_restore.hpp"
+#include "face2scene/tensor.hpp"
+
+namespace face2scene::cli {
+namespace {
+
+torch::Tensor load_face(const std::string& path) {
+  return image_to_tensor(read_image(path), torch::kCPU, torch::kFloat32, /*rgb=*/true).unsqueeze(0);
+}
+
+torch::Dtype parse_dtype(const std::string& s, const torch::Device& d) {
+  if (s == "auto") return d.is_cuda() ? torch::kBFloat16 : torch::kFloat32;
+  if (s == "fp32") return torch::kFloat32;
+  if (s == "fp16") return torch::kHalf;
+  if (s == "bf16") return torch::kBFloat16;
+  throw ArgumentError("unknown --dtype '" + s + "'");
+}
+
+Command setup_restore_scene(CLI::App& app, GlobalOptions&) {
+  auto* sub = app.add_subcommand("restore-scene",
+                                 "Restore a whole photo with the degradation code read from a face pair (or blind)");
+  struct Args {
+    std::vector<std::string> inputs;
+    std::string out, face_lq, face_hq, models, device = "auto", dtype = "auto";
+    int scale = 4, tile = -1;
+    bool blind = false, blind_model = false, overwrite = false;
+  };
+  auto a = std::make_shared<Args>();
+  sub->add_option("inputs", a->inputs, "Degraded images or folders")->required();
+  sub->add_option("-o,--out", a->out, "Output file, or folder for several inputs")->required();
+  sub->add_option("--face-lq", a->face_lq, "Degraded face crop (aligned, from the same photo or the same degradation)");
+  sub->add_option("--face-hq", a->face_hq, "Clean or restored version of that face (aligned, any size; resized to 128²)");
+  sub->add_flag("--blind", a->blind, "No face code: the conditioned model with its null tokens");
+  sub->add_flag("--blind-model", a->blind_model, "The blind baseline model (trained with null tokens only)");
+  sub->add_option("--scale", a->scale, "4 (super-resolve ×4) or 1 (restore at the same size)")->check(CLI::IsMember({1, 4}));
+  sub->add_option("--models", a->models, "Folder with fadex.safetensors and scene_restorer*.safetensors (default ./weights)");
+  sub->add_option("--tile", a->tile, "Tile side in input pixels (0 = whole image; -1 = auto: 256 CPU, 512 CUDA)");
+  sub->add_option("--device", a->device, "auto, cpu, cuda or cuda:N");
+  sub->add_option("--dtype", a->dtype, "auto (bf16 on CUDA, fp32 on CPU), fp32, fp16, bf16")
+      ->check(CLI::IsMember({"auto", "fp32", "fp16", "bf16"}));
+  sub->add_flag("--overwrite", a->overwrite, "Redo outputs that already exist");
+  sub->footer(
+      "The code tells the restorer what happened to the photo (blur, noise, JPEG, downscale); give a face pair\n"
+      "that went through the same degradation: e.g. the degraded face from the photo and a restored face.\n"
+      "Examples:\n"
+      "  face2scene restore-scene photo.jpg -o big.png --face-lq face_lq.png --face-hq face_restored.png\n"
+      "  face2scene restore-scene photos/ -o restored/ --blind --scale 1");
+  return {sub, [a]() {
+            if (a->blind || a->blind_model) {
+              if (!a->face_lq.empty() || !a->face_hq.empty()) throw ArgumentError("--blind and a face pair exclude each other");
+            } else if (a->face_lq.empty() || a->face_hq.empty()) {
+              throw ArgumentError("give --face-lq and --face-hq (a face pair) or --blind");
+            }
+            OracleOptions o;
+            o.device = parse_device(a->device);
+            o.dtype = parse_dtype(a->dtype, o.device);
+            o.tiles.tile = a->tile < 0 ? (o.device.is_cuda() ? 512 : 256) : a->tile;
+            o.tiles.overlap = 32;
+            o.tiles.margin = 12;
+            OracleRestorer r(OracleModelPaths::locate(a->models), o, a->blind_model);
+            torch::Tensor tokens;
+            if (!a->face_lq.empty()) {
+              auto lq = load_face(a->face_lq), hq = load_face(a->face_hq);
+              log_info("read from the face: " + r.read_degradation(lq, hq).front().describe());
+              tokens = r.tokens(r.code_map(lq, hq));
+            } else {
+              tokens = r.tokens(torch::Tensor());
+            }
+            const auto files = collect_images(a->inputs);
+            if (files.empty()) throw ArgumentError("no images found in the inputs");
+            const bool out_is_dir = files.size() > 1 || std::filesystem::is_directory(a->out);
+            if (out_is_dir) ensure_directory(a->out);
+            Progress progress("restore-scene", int64_t(files.size()));
+            for (const auto& f : files) {
+              const std::string dst = output_path_for(f, a->out, out_is_dir);
+              if (!a->overwrite && file_exists(dst)) {
+                log_info("skip (exists): " + dst);
+              } else {
+                write_image(dst, r.restore(read_image(f), tokens, a->scale));
+              }
+              progress.advance();
+            }
+            progress.finish();
+          }};
+}
+
+Command setup_read_degradation(CLI::App& app, GlobalOptions&) {
+  auto* sub = app.add_subcommand("read-degradation", "Say what happened to a photo, read from a face pair by FaDeX");
+  struct Args {
+    std::string lq, hq, models;
+  };
+  auto a = std::make_shared<Args>();
+  sub->add_option("--lq", a->lq, "Degraded face crop")->required();
+  sub->add_option("--hq", a->hq, "Clean or restored version of the same face")->required();
+  sub->add_option("--models", a->models, "Folder with fadex.safetensors (default ./weights)");
+  sub->footer("Prints e.g. \"blur σ≈2.1 px, noise σ≈12/255, JPEG q≈40, ×4.0 downscale\".\n"
+              "Example:\n  face2scene read-degradation --lq face_lq.png --hq face_restored.png");
+  return {sub, [a]() {
+            OracleOptions o;
+            OracleRestorer r(OracleModelPaths::locate(a->models), o);
+            const auto s = r.read_degradation(load_face(a->lq), load_face(a->hq)).front();
+            std::printf("%s\n", s.describe().c_str());
+            std::printf("blur_sigma=%.2f noise_sigma=%.1f poisson=%.2f jpeg_quality=%.0f scale=%.2f\n", s.blur_sigma,
+                        s.noise_sigma, s.poisson, s.jpeg_quality, s.scale);
+          }};
+}
+}  // namespace
+F2S_REGISTER_COMMAND(restore_scene, setup_restore_scene);
+F2S_REGISTER_COMMAND(read_degradation, setup_read_degradation);
+}  // namespace face2scene::cli

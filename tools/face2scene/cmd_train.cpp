@@ -1,0 +1,126 @@
+// `face2scene train fadex|restorer`: the oracle core's trainers (GPU machine; CPU works, slowly).
+#include <filesystem>
+
+#include "cli_common.hpp"
+#include "face2scene/core.hpp"
+#include "face2scene/realesrgan.hpp"
+#include "face2scene/tensor.hpp"
+#include "face2scene/train.hpp"
+
+namespace face2scene::cli {
+namespace {
+namespace fs = std::filesystem;
+
+struct TrainArgs {
+  std::string data = ".cache/train", out = "out/train", heldout = "bench/heldout.sha256";
+  std::string presets = "mild,moderate,severe,realesrgan", device = "auto";
+  double minutes = 8, lr = 2e-4, x1 = 0.3;
+  int64_t steps = 0;
+  uint64_t seed = 1;
+  int log_every = 25;
+  // fadex
+  int degradations = 32;
+  // restorer
+  std::string fadex, base, lpips = "../shared/data/weights";
+  int batch = 16;
+  int64_t crop = 256;
+  double lpips_weight = 0.2;
+  bool no_blind = false;
+};
+
+void add_common(CLI::App* sub, TrainArgs& a) {
+  sub->add_option("--data", a.data, "Packed training data (faces/ and scenes/, from scripts/pack_training_data.sh)");
+  sub->add_option("-o,--out", a.out, "Folder for checkpoints, loss CSV; training resumes from what is there");
+  sub->add_option("--heldout", a.heldout, "sha256sum list of benchmark images that must never be trained on");
+  sub->add_option("--device", a.device, "auto, cpu, cuda or cuda:N");
+  sub->add_option("--presets", a.presets, "Degradation presets mixed per batch (comma-separated)");
+  sub->add_option("--max-minutes", a.minutes, "Wall-clock budget; stops by itself and writes the checkpoint");
+  sub->add_option("--max-steps", a.steps, "Stop at this total step count (0 = budget only)");
+  sub->add_option("--lr", a.lr, "Learning rate (AdamW)");
+  sub->add_option("--x1-fraction", a.x1, "Share of batches degraded at ×1 (same size) instead of ×4");
+  sub->add_option("--seed", a.seed, "Seed of every random stream of the run");
+  sub->add_option("--log-every", a.log_every, "Steps per CSV row / log line");
+}
+
+TrainCommon make_common(const TrainArgs& a) {
+  TrainCommon c;
+  c.data.faces_dir = a.data + "/faces";
+  c.data.scenes_dir = a.data + "/scenes";
+  c.data.heldout_list = a.heldout;
+  if (!a.heldout.empty() && !file_exists(a.heldout)) {
+    throw IoError(a.heldout + ": held-out checksum list not found (run from the repository root or pass --heldout)");
+  }
+  c.out_dir = a.out;
+  c.device = parse_device(a.device);
+  c.max_minutes = a.minutes;
+  c.max_steps = a.steps;
+  c.seed = a.seed;
+  c.log_every = a.log_every;
+  c.lr = a.lr;
+  c.x1_fraction = a.x1;
+  c.presets.clear();
+  std::string rest = a.presets;
+  while (!rest.empty()) {
+    const auto comma = rest.find(',');
+    c.presets.push_back(rest.substr(0, comma));
+    rest = comma == std::string::npos ? "" : rest.substr(comma + 1);
+  }
+  return c;
+}
+
+void print_report(const std::string& what, const TrainReport& r, const std::string& out) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "%s: %lld steps in %.0f s, %.1f samples/s, last loss %.4f; written to %s", what.c_str(),
+                static_cast<long long>(r.steps), r.seconds, r.samples_per_s, r.last_loss, out.c_str());
+  std::printf("%s\n", buf);
+}
+
+Command setup_train(CLI::App& app, GlobalOptions&) {
+  auto* sub = app.add_subcommand("train", "Train the oracle core: FaDeX, then the conditioned scene restorer");
+  sub->require_subcommand(1);
+  auto a = std::make_shared<TrainArgs>();
+  auto* fadex = sub->add_subcommand("fadex", "Degradation extractor: InfoNCE over shared degradations + parameter regression");
+  add_common(fadex, *a);
+  fadex->add_option("--degradations", a->degradations, "Degradations per batch (each on two faces)");
+  auto* rest = sub->add_subcommand("restorer", "Conditioned restorer and its blind twin on the same batches");
+  add_common(rest, *a);
+  rest->add_option("--fadex", a->fadex, "Trained FaDeX (default: <out>/fadex.safetensors)");
+  rest->add_option("--base", a->base, "Real-ESRGAN general-x4v3 safetensors (default: the weights cache)");
+  rest->add_option("--lpips-weights", a->lpips, "LPIPS weights folder (as for `metrics`)");
+  rest->add_option("--batch", a->batch, "Samples per batch");
+  rest->add_option("--crop", a->crop, "HR scene crop side");
+  rest->add_option("--lpips-weight", a->lpips_weight, "Loss = L1 + w * LPIPS");
+  rest->add_flag("--no-blind", a->no_blind, "Skip the blind twin");
+  sub->footer(
+      "Data: scripts/pack_training_data.sh packs faces and scenes (benchmark images excluded by sha256).\n"
+      "GPU runs: scripts/gpu/train.sh. Losses go to <out>/*_loss.csv; rerunning resumes.\n"
+      "Examples:\n"
+      "  face2scene train fadex --device cuda --max-minutes 3\n"
+      "  face2scene train restorer --device cuda --max-minutes 6");
+  return {sub, [a, fadex, rest]() {
+            TrainCommon c = make_common(*a);
+            if (fadex->parsed()) {
+              FaDeXTrainOptions o;
+              o.common = c;
+              o.degradations = a->degradations;
+              print_report("train fadex", train_fadex(o), c.out_dir);
+            } else if (rest->parsed()) {
+              RestorerTrainOptions o;
+              o.common = c;
+              o.fadex_weights = a->fadex.empty() ? c.out_dir + "/" + kFaDeXFile : a->fadex;
+              o.base_weights = a->base.empty() ? realesrgan_weights_path(RealEsrganModel::kGeneralX4V3) : a->base;
+              for (const auto& f : {o.fadex_weights, o.base_weights}) {
+                if (!file_exists(f)) throw IoError(f + ": not found (train fadex first / run scripts/install_models.sh)");
+              }
+              o.lpips_weights = a->lpips;
+              o.batch = a->batch;
+              o.crop = a->crop;
+              o.lpips_weight = a->lpips_weight;
+              o.train_blind = !a->no_blind;
+              print_report("train restorer", train_restorer(o), c.out_dir);
+            }
+          }};
+}
+}  // namespace
+F2S_REGISTER_COMMAND(train, setup_train);
+}  // namespace face2scene::cli
