@@ -115,6 +115,8 @@ class Upscaler {
   const UpscaleOptions& options() const { return options_; }
 
  private:
+  // upscale_x4 without the copy to the host (the result stays on the compute device).
+  torch::Tensor upscale_x4_on_device(const torch::Tensor& image) const;
   UpscaleOptions options_;
   mutable torch::nn::AnyModule net_;  // forward() is not const in LibTorch
 };

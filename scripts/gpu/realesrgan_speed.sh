@@ -8,7 +8,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 TARGETS=face2scene bash scripts/gpu-build.sh build-gpu | tail -2
 F2S=build-gpu/bin/face2scene
-E=.cache/esr_gpu
+E=${E:-.cache/esr_gpu}
 T="$(mktemp -d)"
 for f in .gl/*.deb; do dpkg -x "$f" / ; done; ldconfig
 export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json

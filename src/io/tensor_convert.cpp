@@ -1,3 +1,4 @@
+#include <algorithm>
 #include "face2scene/tensor.hpp"
 
 namespace face2scene {
@@ -28,16 +29,24 @@ Image tensor_to_image(const torch::Tensor& tensor, int bit_depth) {
   if (bit_depth != 8 && bit_depth != 16) throw ArgumentError("tensor_to_image: bit depth must be 8 or 16");
   const int c = static_cast<int>(t.size(0)), h = static_cast<int>(t.size(1)), w = static_cast<int>(t.size(2));
   const double maxv = bit_depth == 16 ? 65535.0 : 255.0;
-  auto q = t.to(torch::kCPU, torch::kFloat32)
+  // Quantise where the tensor lives (a CUDA result then crosses to the host as 8-bit samples,
+  // a quarter of float32), and only copy on the CPU. The same IEEE ops give the same values anywhere.
+  auto q = t.to(torch::kFloat32)
                .clamp(0.0, 1.0)
                .mul(maxv)
                .round()
-               .to(torch::kInt32)
+               .to(bit_depth == 8 ? torch::kUInt8 : torch::kInt32)
                .permute({1, 2, 0})
-               .contiguous();
+               .contiguous()
+               .to(torch::kCPU);
   Image img(w, h, c, bit_depth);
-  const int32_t* src = q.data_ptr<int32_t>();
-  for (size_t i = 0; i < img.data.size(); ++i) img.data[i] = static_cast<uint16_t>(src[i]);
+  if (bit_depth == 8) {
+    const uint8_t* src = q.data_ptr<uint8_t>();
+    std::copy(src, src + img.data.size(), img.data.begin());
+  } else {
+    const int32_t* src = q.data_ptr<int32_t>();
+    for (size_t i = 0; i < img.data.size(); ++i) img.data[i] = static_cast<uint16_t>(src[i]);
+  }
   return img;
 }
 

@@ -31,7 +31,9 @@ Upscaler::Upscaler(const UpscaleOptions& options, const std::string& weights_pat
   }
 }
 
-torch::Tensor Upscaler::upscale_x4(const torch::Tensor& image) const {
+torch::Tensor Upscaler::upscale_x4(const torch::Tensor& image) const { return upscale_x4_on_device(image).to(torch::kCPU); }
+
+torch::Tensor Upscaler::upscale_x4_on_device(const torch::Tensor& image) const {
   torch::NoGradGuard no_grad;
   auto x = image.dim() == 3 ? image.unsqueeze(0) : image;
   if (x.dim() != 4 || x.size(1) != 3) throw ArgumentError("Upscaler: expected a [1,3,H,W] tensor");
@@ -52,7 +54,7 @@ torch::Tensor Upscaler::upscale_x4(const torch::Tensor& image) const {
   }
   auto y = run_tiled(x, 4, options_.tiles, fn);
   if (p > 0) y = y.slice(2, 4 * p, y.size(2) - 4 * p).slice(3, 4 * p, y.size(3) - 4 * p);
-  return y.clamp_(0.0, 1.0).to(torch::kCPU).contiguous();
+  return y.clamp_(0.0, 1.0).contiguous();
 }
 
 namespace {
@@ -72,7 +74,8 @@ torch::Tensor resample(const torch::Tensor& x, int64_t h, int64_t w) {
 Image Upscaler::upscale(const Image& image) const {
   if (image.empty()) throw ArgumentError("Upscaler: empty image");
   auto rgb = image_to_tensor(image, torch::kCPU, torch::kFloat32, /*rgb=*/true).unsqueeze(0);
-  auto y = upscale_x4(rgb);
+  // Stays on the device through resampling and quantisation (tensor_to_image copies 8-bit back).
+  auto y = upscale_x4_on_device(rgb);
   const int64_t oh = std::max<int64_t>(1, std::llround(image.height * options_.outscale));
   const int64_t ow = std::max<int64_t>(1, std::llround(image.width * options_.outscale));
   y = resample(y, oh, ow);
