@@ -103,6 +103,23 @@ TEST(SceneRestorer, FileRoundTripIsStrict) {
   auto ref = net->forward(x, mapnet->forward(code), 4);
   auto got = loaded.net->forward(x, loaded.mapnet->forward(code), 4);
   EXPECT_LT((ref - got).abs().max().item<float>(), 1e-6);
+  // A file from before the LoRA gates: strict loading names the missing gates; resuming fills them
+  // with their neutral zero initialisation, which leaves the function unchanged.
+  {
+    auto st = load_safetensors(dir + "/r.safetensors");
+    for (auto it = st.tensors.begin(); it != st.tensors.end();) {
+      it = it->first.find("lora_gate") != std::string::npos ? st.tensors.erase(it) : std::next(it);
+    }
+    save_safetensors(dir + "/old.safetensors", st.tensors, st.metadata);
+    try {
+      load_restorer(dir + "/old.safetensors", dir + "/base.safetensors");
+      ADD_FAILURE() << "missing gates were accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("lora_gate"), std::string::npos) << e.what();
+    }
+    auto old = load_restorer(dir + "/old.safetensors", dir + "/base.safetensors", torch::kCPU, /*fill_missing_gates=*/true);
+    EXPECT_LT((old.net->forward(x, old.mapnet->forward(code), 4) - ref).abs().max().item<float>(), 1e-6);
+  }
   // A wrong base (another width) is named in the error.
   auto o2 = o;
   o2.num_feat = 8;
