@@ -225,7 +225,7 @@ int run_speed(const Args& args) {
   OracleOptions o;
   o.device = parse_device(args.get("--device", "cpu"));
   const std::string dt = args.get("--dtype", o.device.is_cuda() ? "bf16" : "fp32");
-  o.dtype = dt == "bf16" ? torch::kBFloat16 : dt == "fp16" ? torch::kHalf : torch::kFloat32;
+  o.dtype = parse_dtype(dt, o.device, torch::kBFloat16);
   o.tiles.tile = std::stoi(args.get("--tile", "0"));
   const auto paths = OracleModelPaths::locate(args.get("--models", ""));
   OracleRestorer r(paths, o, false);

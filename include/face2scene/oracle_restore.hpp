@@ -48,6 +48,8 @@ class OracleRestorer {
   int64_t face_size() const;
 
  private:
+  // FaDeX on a pair: batched on the device, the HQ face resized to FaDeX's input side.
+  FaDeXOutput run_fadex(const torch::Tensor& face_lq, const torch::Tensor& face_hq) const;
   OracleOptions options_;
   mutable FaDeX fadex_{nullptr};
   mutable SceneRestorer net_{nullptr};

@@ -12,6 +12,9 @@ namespace face2scene {
 // "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:N". Throws ArgumentError when the
 // device is unknown or CUDA is asked for but absent.
 torch::Device parse_device(const std::string& name);
+// "fp32", "fp16", "bf16", or "auto": `cuda_auto` on a CUDA device, float32 on the CPU. Throws
+// ArgumentError for anything else.
+torch::Dtype parse_dtype(const std::string& name, const torch::Device& device, torch::Dtype cuda_auto);
 // Sets torch's intra-op threads (0 = all hardware threads). LibTorch 1.13 starts with one.
 void set_num_threads(int threads);
 // Seeds torch's CPU and CUDA generators. Every stochastic part of face2scene draws from torch

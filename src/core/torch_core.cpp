@@ -4,6 +4,14 @@
 
 namespace face2scene {
 
+torch::Dtype parse_dtype(const std::string& name, const torch::Device& device, torch::Dtype cuda_auto) {
+  if (name == "auto") return device.is_cuda() ? cuda_auto : torch::kFloat32;
+  if (name == "fp32") return torch::kFloat32;
+  if (name == "fp16") return torch::kHalf;
+  if (name == "bf16") return torch::kBFloat16;
+  throw ArgumentError("unknown --dtype '" + name + "' (auto, fp32, fp16, bf16)");
+}
+
 torch::Device parse_device(const std::string& name) {
   if (name.empty() || name == "auto") {
     return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);

@@ -61,7 +61,7 @@ OracleRestorer::OracleRestorer(const OracleModelPaths& paths, const OracleOption
 
 int64_t OracleRestorer::face_size() const { return fadex_->options.in_size; }
 
-torch::Tensor OracleRestorer::code_map(const torch::Tensor& lq_in, const torch::Tensor& hq_in) const {
+FaDeXOutput OracleRestorer::run_fadex(const torch::Tensor& lq_in, const torch::Tensor& hq_in) const {
   torch::NoGradGuard ng;
   auto lq = (lq_in.dim() == 3 ? lq_in.unsqueeze(0) : lq_in).to(options_.device, torch::kFloat32);
   auto hq = (hq_in.dim() == 3 ? hq_in.unsqueeze(0) : hq_in).to(options_.device, torch::kFloat32);
@@ -74,22 +74,20 @@ torch::Tensor OracleRestorer::code_map(const torch::Tensor& lq_in, const torch::
                                 .antialias(hq.size(2) > s))
              .clamp(0, 1);
   }
-  return fadex_->forward(lq, hq).code_map;
+  return fadex_->forward(lq, hq);
+}
+
+torch::Tensor OracleRestorer::code_map(const torch::Tensor& lq, const torch::Tensor& hq) const {
+  return run_fadex(lq, hq).code_map;
 }
 
 std::vector<DegradationSummary> OracleRestorer::read_degradation(const torch::Tensor& lq, const torch::Tensor& hq) const {
   torch::NoGradGuard ng;
-  auto l = (lq.dim() == 3 ? lq.unsqueeze(0) : lq).to(options_.device, torch::kFloat32);
-  auto h = (hq.dim() == 3 ? hq.unsqueeze(0) : hq).to(options_.device, torch::kFloat32);
-  const int64_t s = face_size();
-  if (h.size(2) != s || h.size(3) != s) {
-    h = F::interpolate(h, F::InterpolateFuncOptions().size(std::vector<int64_t>{s, s}).mode(torch::kBicubic).align_corners(false).antialias(h.size(2) > s));
-  }
   if (fadex_->options.param_dim != kDegradationTargetSize) {
     throw FormatError("FaDeX regresses " + std::to_string(fadex_->options.param_dim) + " values, this build reads " +
                       std::to_string(kDegradationTargetSize));
   }
-  auto v = fadex_->denormalize_params(fadex_->forward(l, h).params).to(torch::kCPU, torch::kFloat32).contiguous();
+  auto v = fadex_->denormalize_params(run_fadex(lq, hq).params).to(torch::kCPU, torch::kFloat32).contiguous();
   std::vector<DegradationSummary> out;
   for (int64_t i = 0; i < v.size(0); ++i) {
     out.push_back(DegradationSummary::from_vector(v[i].data_ptr<float>() + DegradationParams::kVectorSize));

@@ -15,14 +15,6 @@ torch::Tensor load_face(const std::string& path) {
   return image_to_tensor(read_image(path), torch::kCPU, torch::kFloat32, /*rgb=*/true).unsqueeze(0);
 }
 
-torch::Dtype parse_dtype(const std::string& s, const torch::Device& d) {
-  if (s == "auto") return d.is_cuda() ? torch::kBFloat16 : torch::kFloat32;
-  if (s == "fp32") return torch::kFloat32;
-  if (s == "fp16") return torch::kHalf;
-  if (s == "bf16") return torch::kBFloat16;
-  throw ArgumentError("unknown --dtype '" + s + "'");
-}
-
 Command setup_restore_scene(CLI::App& app, GlobalOptions&) {
   auto* sub = app.add_subcommand("restore-scene",
                                  "Restore a whole photo with the degradation code read from a face pair (or blind)");
@@ -60,7 +52,7 @@ Command setup_restore_scene(CLI::App& app, GlobalOptions&) {
             }
             OracleOptions o;
             o.device = parse_device(a->device);
-            o.dtype = parse_dtype(a->dtype, o.device);
+            o.dtype = parse_dtype(a->dtype, o.device, torch::kBFloat16);
             o.tiles.tile = a->tile < 0 ? (o.device.is_cuda() ? 512 : 256) : a->tile;
             o.tiles.overlap = 32;
             o.tiles.margin = 12;

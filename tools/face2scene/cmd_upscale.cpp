@@ -29,14 +29,6 @@ struct UpscaleArgs {
   bool overwrite = false;
 };
 
-torch::Dtype parse_dtype(const std::string& s, const torch::Device& d) {
-  if (s == "auto") return d.is_cuda() ? torch::kHalf : torch::kFloat32;
-  if (s == "fp32") return torch::kFloat32;
-  if (s == "fp16") return torch::kHalf;
-  if (s == "bf16") return torch::kBFloat16;
-  throw ArgumentError("unknown --dtype '" + s + "'");
-}
-
 // Tile side chosen so that peak memory stays bounded: the ×4 stages of RRDBNet hold several
 // 64-channel maps at 16× the tile's pixel count.
 int auto_tile(const torch::Device& d, RealEsrganModel m) {
@@ -75,7 +67,7 @@ Command setup_upscale(CLI::App& app, GlobalOptions& g) {
             UpscaleOptions o;
             o.model = model;
             o.device = device;
-            o.dtype = parse_dtype(a->dtype, device);
+            o.dtype = parse_dtype(a->dtype, device, torch::kHalf);
             o.outscale = a->outscale;
             o.tiles.tile = a->tile < 0 ? auto_tile(device, model) : a->tile;
             o.tiles.overlap = a->overlap;
