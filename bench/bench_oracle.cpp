@@ -5,6 +5,7 @@
 //       code of the ground-truth face pair, (e) ours with the code of the true parameters (FaDeX
 //       codes of 8 other faces under the same degradation, averaged), (d0) the conditioned model
 //       with null tokens. PSNR / SSIM (RGB) and LPIPS, with 95% CIs and paired differences.
+//   [--param-models DIR] adds the upper bound trained on the true parameter vector (param_oracle).
 //   bench_oracle --fadex [--out DIR]   content invariance, linear probes, face vs background codes,
 //       t-SNE of codes (PNG).
 //   bench_oracle --speed [--device cuda] [--dtype bf16]   one step at 1 MP output (and 4 MP).
@@ -22,6 +23,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 
 #include "oracle_bench_util.hpp"
 #include "face2scene/core.hpp"
@@ -73,7 +75,23 @@ int run_ablation(const Args& args) {
   Upscaler esrgan(uo, args.get("--base", ""));
   const metrics::Lpips lpips(args.get("--lpips-weights", data_dir() + "/weights"), o.device);
 
-  const std::vector<std::string> methods{"bicubic", "realesrgan", "blind", "cond_null", "face_code", "true_params"};
+  std::vector<std::string> methods{"bicubic", "realesrgan", "blind", "cond_null", "face_code", "true_params"};
+  // --param-models DIR: the upper bound trained on the true parameter vector (`train restorer
+  // --param-oracle`): restorer_params.safetensors + param_encoder.safetensors.
+  const std::string pdir = args.get("--param-models", "");
+  std::unique_ptr<OracleRestorer> pcond;
+  ParamEncoder penc{nullptr};
+  torch::Tensor pmean, pstd;
+  if (!pdir.empty()) {
+    auto pp = paths;
+    pp.restorer = pdir + "/restorer_params.safetensors";
+    pcond = std::make_unique<OracleRestorer>(pp, o, false);
+    penc = load_param_encoder(pdir + "/param_encoder.safetensors", o.device);
+    FaDeX fx = load_fadex(paths.fadex);
+    pmean = fx->param_mean.detach().cpu().to(torch::kFloat32);
+    pstd = fx->param_std.detach().cpu().to(torch::kFloat32);
+    methods.push_back("param_oracle");
+  }
   std::ofstream csv(out + "/ablation.csv");
   csv << "image,preset,scale,method,psnr,ssim,lpips\n";
   // values[preset|scale|method] -> per-sample metric vectors (aligned by sample order)
@@ -104,6 +122,11 @@ int run_ablation(const Args& args) {
         pred["cond_null"] = cond.restore(lq, cond.tokens(torch::Tensor()), scale);
         pred["face_code"] = cond.restore(lq, cond.tokens(cond.code_map(face_lq, face)), scale);
         pred["true_params"] = cond.restore(lq, cond.tokens(true_code), scale);
+        if (pcond) {
+          torch::NoGradGuard ng;
+          auto v = ((torch::tensor(degradation_targets(params)) - pmean) / pstd).unsqueeze(0).to(o.device);
+          pred["param_oracle"] = pcond->restore(lq, pcond->tokens(penc->forward(v)), scale);
+        }
         for (const auto& m : methods) {
           const auto& p = pred[m];
           const double ps = psnr_t(p, s.scene), ss = ssim_t(p, s.scene);

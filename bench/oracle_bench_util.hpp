@@ -226,16 +226,20 @@ inline void write_ablation_summary(const std::string& path,
   const std::vector<std::pair<std::string, std::string>> pairs{{"face_code", "blind"},
                                                                {"face_code", "realesrgan"},
                                                                {"true_params", "face_code"},
-                                                               {"face_code", "cond_null"}};
+                                                               {"face_code", "cond_null"},
+                                                               {"param_oracle", "blind"},
+                                                               {"param_oracle", "face_code"}};
   for (const int scale : {4, 1}) {
     for (const auto& [a, b] : pairs) {
       const auto ia = overall.find(std::to_string(scale) + "|" + a), ib = overall.find(std::to_string(scale) + "|" + b);
       if (ia != overall.end() && ib != overall.end()) diff("all ×" + std::to_string(scale), ia->second, ib->second, a + " − " + b);
     }
-    for (const std::string preset : {"severe"}) {
-      const auto ia = values.find(preset + "|" + std::to_string(scale) + "|face_code");
-      const auto ib = values.find(preset + "|" + std::to_string(scale) + "|blind");
-      if (ia != values.end() && ib != values.end()) diff(preset + " ×" + std::to_string(scale), ia->second, ib->second, "face_code − blind");
+    for (const std::string preset : {"mild", "moderate", "severe"}) {
+      for (const std::string a : {"face_code", "param_oracle"}) {
+        const auto ia = values.find(preset + "|" + std::to_string(scale) + "|" + a);
+        const auto ib = values.find(preset + "|" + std::to_string(scale) + "|blind");
+        if (ia != values.end() && ib != values.end()) diff(preset + " ×" + std::to_string(scale), ia->second, ib->second, a + " − blind");
+      }
     }
   }
 }

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
+#include <zlib.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -40,6 +42,209 @@ TEST_P(PngRoundTrip, IsLossless) {
 }
 INSTANTIATE_TEST_SUITE_P(AllLayouts, PngRoundTrip,
                          ::testing::Combine(::testing::Values(1, 3), ::testing::Values(8, 16), ::testing::Bool()));
+
+// ---- parallel PNG encoder (WriteOptions::threads > 1) ----------------------------------------
+namespace {
+// Smooth structure plus noise whose strength changes along the rows, so that rows pick different
+// filters and strips differ; deterministic (xorshift), every sample value reachable.
+Image noisy(int w, int h, int c, int depth, bool alpha, uint32_t seed) {
+  Image img(w, h, c, depth);
+  uint32_t s = seed * 2654435761u + 1;
+  auto next = [&s]() {
+    s ^= s << 13, s ^= s >> 17, s ^= s << 5;
+    return s;
+  };
+  const int max = img.max_value();
+  auto sample = [&](int x, int y, int k) {
+    const int amp = (y / 5) % 4 == 0 ? 0 : 1 << (y % 9);  // some rows clean, some very noisy
+    const int smooth = (x * 3 + y * 2 + k * 50) * max / (3 * w + 2 * h + 150);
+    const int noise = amp ? static_cast<int>(next() % (2 * amp + 1)) - amp : 0;
+    return static_cast<uint16_t>(std::clamp(smooth + noise * (depth == 16 ? 131 : 1), 0, max));
+  };
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      for (int k = 0; k < c; ++k) img.at(x, y, k) = sample(x, y, k);
+  if (alpha) {
+    img.alpha.resize(img.pixel_count());
+    for (int y = 0; y < h; ++y)
+      for (int x = 0; x < w; ++x) img.alpha[static_cast<size_t>(y) * w + x] = sample(x, y, 3);
+  }
+  return img;
+}
+
+uint32_t be32(const std::string& b, size_t at) {
+  return static_cast<uint32_t>(static_cast<unsigned char>(b[at])) << 24 |
+         static_cast<uint32_t>(static_cast<unsigned char>(b[at + 1])) << 16 |
+         static_cast<uint32_t>(static_cast<unsigned char>(b[at + 2])) << 8 |
+         static_cast<unsigned char>(b[at + 3]);
+}
+
+struct Chunks {
+  std::vector<std::string> names;
+  std::string ihdr;  // the IHDR chunk's data
+  std::string srgb;  // the sRGB chunk's data
+  std::string idat;  // all IDAT data, concatenated
+};
+
+// Walks the chunks with our own reader (not libpng), checking every CRC.
+Chunks parse_chunks(const std::string& png) {
+  Chunks c;
+  EXPECT_EQ(png.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
+  size_t at = 8;
+  while (at + 12 <= png.size()) {
+    const uint32_t n = be32(png, at);
+    const std::string name = png.substr(at + 4, 4);
+    const std::string data = png.substr(at + 8, n);
+    const uLong crc = crc32(0L, reinterpret_cast<const Bytef*>(png.data() + at + 4), 4 + n);
+    EXPECT_EQ(be32(png, at + 8 + n), static_cast<uint32_t>(crc)) << "CRC of " << name;
+    c.names.push_back(name);
+    if (name == "IHDR") c.ihdr = data;
+    if (name == "sRGB") c.srgb = data;
+    if (name == "IDAT") c.idat += data;
+    at += 12 + n;
+  }
+  EXPECT_EQ(at, png.size());
+  return c;
+}
+
+// zlib's inflate with the zlib wrapper: checks the header and the adler32 independently of libpng.
+std::string inflate_all(const std::string& z) {
+  z_stream zs{};
+  EXPECT_EQ(inflateInit(&zs), Z_OK);
+  std::string out(1 << 16, '\0');
+  size_t used = 0;
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(z.data()));
+  zs.avail_in = static_cast<uInt>(z.size());
+  int rc = Z_OK;
+  while (rc == Z_OK) {
+    if (used == out.size()) out.resize(out.size() * 2);
+    zs.next_out = reinterpret_cast<Bytef*>(&out[used]);
+    zs.avail_out = static_cast<uInt>(out.size() - used);
+    rc = inflate(&zs, Z_NO_FLUSH);
+    used = out.size() - zs.avail_out;
+  }
+  EXPECT_EQ(rc, Z_STREAM_END) << (zs.msg ? zs.msg : "");
+  EXPECT_EQ(zs.avail_in, 0u) << "bytes after the zlib stream";
+  inflateEnd(&zs);
+  out.resize(used);
+  return out;
+}
+}  // namespace
+
+class PngParallel : public ::testing::TestWithParam<std::tuple<int, int, bool>> {};
+
+TEST_P(PngParallel, DecodesExactlyAtEveryThreadCountAndSize) {
+  auto [channels, depth, alpha] = GetParam();
+  const std::pair<int, int> sizes[] = {{1, 1}, {7, 300}, {300, 7}, {513, 257}, {1000, 700}};
+  uint32_t seed = 1;
+  for (auto [w, h] : sizes) {
+    const Image img = noisy(w, h, channels, depth, alpha, seed++);
+    const std::string reference = encode_png(img, 0, 2, 1);  // libpng
+    for (int threads : {1, 4, 8}) {
+      SCOPED_TRACE(std::to_string(w) + "x" + std::to_string(h) + " threads " +
+                   std::to_string(threads));
+      const std::string png = encode_png(img, 0, 2, threads);
+      const Image back = decode_image(png);  // libpng: the independent check
+      ASSERT_EQ(back.width, w);
+      ASSERT_EQ(back.height, h);
+      EXPECT_EQ(back.channels, channels);
+      EXPECT_EQ(back.bit_depth, depth);
+      EXPECT_TRUE(back.data == img.data);  // not EXPECT_EQ: a mismatch would print megabytes
+      EXPECT_TRUE(back.alpha == img.alpha);
+      const Chunks c = parse_chunks(png);
+      const Chunks ref = parse_chunks(reference);
+      // Same metadata as the libpng path: IHDR, sRGB (perceptual), IDAT..., IEND.
+      auto without_idat = [](std::vector<std::string> names) {
+        names.erase(std::remove(names.begin(), names.end(), "IDAT"), names.end());
+        return names;
+      };
+      EXPECT_EQ(without_idat(c.names), (std::vector<std::string>{"IHDR", "sRGB", "IEND"}));
+      EXPECT_EQ(without_idat(ref.names), without_idat(c.names));
+      EXPECT_EQ(c.srgb, std::string(1, '\0'));
+      EXPECT_EQ(c.srgb, ref.srgb);
+      EXPECT_EQ(c.ihdr, ref.ihdr);
+      const size_t row_bytes = static_cast<size_t>(w) * (channels + alpha) * depth / 8;
+      const std::string filtered = inflate_all(c.idat);
+      ASSERT_EQ(filtered.size(), static_cast<size_t>(h) * (row_bytes + 1));
+      for (int y = 0; y < h; ++y) {
+        ASSERT_LE(static_cast<unsigned char>(filtered[y * (row_bytes + 1)]), 4) << "row " << y;
+      }
+      // With two or more strips of >= 64 rows the strip encoder must have run: its stream (reset
+      // window, sync-flush markers) cannot equal libpng's single stream byte for byte.
+      if (threads > 1 && h / 64 >= 2) {
+        EXPECT_TRUE(png != reference) << "the parallel encoder did not run";
+        EXPECT_TRUE(png == encode_png(img, 0, 2, threads)) << "output must be deterministic";
+      } else {
+        EXPECT_TRUE(png == reference) << "small images fall back to libpng";
+      }
+    }
+  }
+}
+INSTANTIATE_TEST_SUITE_P(AllLayouts, PngParallel,
+                         ::testing::Combine(::testing::Values(1, 3), ::testing::Values(8, 16),
+                                            ::testing::Bool()));
+
+TEST(PngParallel, EveryLevelAndDepthConversion) {
+  const Image img = noisy(211, 333, 3, 16, true, 42);
+  for (int level : {0, 1, 6, 9}) {
+    SCOPED_TRACE("level " + std::to_string(level));
+    const std::string png = encode_png(img, 0, level, 3);
+    const Image back = decode_image(png);
+    EXPECT_TRUE(back.data == img.data);
+    EXPECT_TRUE(back.alpha == img.alpha);
+    // zlib header: deflate with a 32 KiB window, FCHECK valid (inflate_all checks it too).
+    const std::string z = parse_chunks(png).idat;
+    EXPECT_EQ(static_cast<unsigned char>(z[0]), 0x78);
+    EXPECT_EQ((static_cast<unsigned char>(z[0]) * 256 + static_cast<unsigned char>(z[1])) % 31, 0);
+  }
+  // 16 -> 8 bits on the way out, as the libpng path does it.
+  const Image back8 = decode_image(encode_png(img, 8, 2, 4));
+  const Image want8 = img.with_bit_depth(8);
+  EXPECT_EQ(back8.bit_depth, 8);
+  EXPECT_TRUE(back8.data == want8.data);
+  EXPECT_TRUE(back8.alpha == want8.alpha);
+}
+
+// A strip's first row must be filtered against the last row of the strip above, not against
+// zeros. Identical rows in which each pixel is half its left neighbour make the Avg filter exact
+// against a zero row, so an encoder that forgot the row above would pick Avg there and the
+// decoder, averaging with the real row above, would get other pixels.
+TEST(PngParallel, StripsFilterAgainstTheRowAbove) {
+  for (int depth : {8, 16}) {
+    Image img(96, 512, 3, depth);
+    for (int y = 0; y < img.height; ++y)
+      for (int x = 0; x < img.width; ++x)
+        for (int k = 0; k < 3; ++k)
+          img.at(x, y, k) = static_cast<uint16_t>(img.max_value() >> (x % 8));
+    for (int threads : {2, 3, 8}) {
+      const Image back = decode_image(encode_png(img, 0, 2, threads));
+      EXPECT_TRUE(back.data == img.data) << depth << "-bit, threads " << threads;
+    }
+  }
+}
+
+TEST(PngParallel, TinyImagesAndThreadCountsFallBack) {
+  for (auto [w, h] : {std::pair<int, int>{1, 1}, {16, 16}, {200, 127}}) {
+    const Image img = noisy(w, h, 3, 8, false, 7);
+    for (int threads : {0, 8, 64}) {  // 0: all cores
+      const Image back = decode_image(encode_png(img, 0, 2, threads));
+      EXPECT_TRUE(back.data == img.data) << w << "x" << h << " threads " << threads;
+    }
+  }
+  EXPECT_THROW(encode_png(noisy(4, 4, 3, 8, false, 1), 0, 2, -1), ArgumentError);
+}
+
+TEST(PngParallel, WriteImageUsesTheThreadsOption) {
+  const std::string dir = f2s_test::temp_dir("io_parallel");
+  const Image img = noisy(640, 480, 3, 8, false, 3);
+  WriteOptions wo;
+  wo.png_level = 2;
+  wo.threads = 4;
+  write_image(dir + "/p.png", img, wo);
+  EXPECT_TRUE(read_image(dir + "/p.png").data == img.data);
+  EXPECT_TRUE(read_file(dir + "/p.png") == encode_png(img, 0, 2, 4))
+      << "written bytes differ from encode_png's";
+}
 
 TEST(Jpeg, RoundTripIsCloseAndGreyStaysGrey) {
   Image img(64, 48, 3, 8);  // smooth content: JPEG's chroma subsampling keeps it

@@ -133,13 +133,20 @@ TEST(SceneRestorer, FileRoundTripIsStrict) {
   f2s_test::remove_tree(dir);
 }
 
-TEST(FaDeXFile, RoundTripKeepsNormaliser) {
+namespace {
+// A FaDeX small enough for file tests.
+FaDeXOptions tiny_fadex_options() {
   FaDeXOptions o;
   o.in_size = 32;
   o.width = 8;
   o.max_width = 16;
   o.code_dim = 16;
-  FaDeX net(o);
+  return o;
+}
+}  // namespace
+
+TEST(FaDeXFile, RoundTripKeepsNormaliser) {
+  FaDeX net(tiny_fadex_options());
   net->param_mean.fill_(3.0);
   net->param_std.fill_(2.0);
   const std::string dir = f2s_test::temp_dir("fadex_io");
@@ -148,6 +155,45 @@ TEST(FaDeXFile, RoundTripKeepsNormaliser) {
   EXPECT_EQ(back->options.max_width, 16);
   auto v = back->denormalize_params(torch::ones({1, 44}));
   EXPECT_FLOAT_EQ(v[0][0].item<float>(), 5.0f);
+  f2s_test::remove_tree(dir);
+}
+
+// The ablation's true-parameter encoder: a FaDeX-shaped code constant over the grid, a file that
+// round-trips exactly, and strict loading that names a missing key and refuses another arch.
+TEST(ParamEncoderFile, RoundTripIsExactAndStrict) {
+  ParamEncoderOptions o;
+  o.param_dim = 12;
+  o.hidden = 16;
+  o.code_dim = 8;
+  o.code_grid = 4;
+  ParamEncoder net(o);
+  net->eval();
+  torch::NoGradGuard ng;
+  const auto p = torch::randn({3, 12});
+  const auto code = net->forward(p);
+  ASSERT_EQ(code.sizes(), (std::vector<int64_t>{3, 8, 4, 4}));
+  EXPECT_LT((code - code.select(2, 0).select(2, 0).unsqueeze(-1).unsqueeze(-1)).abs().max().item<float>(), 1e-7);
+  EXPECT_GT((code[0] - code[1]).abs().max().item<float>(), 1e-4);  // it does depend on the parameters
+
+  const std::string dir = f2s_test::temp_dir("param_encoder_io");
+  save_param_encoder(dir + "/p.safetensors", net);
+  auto back = load_param_encoder(dir + "/p.safetensors");
+  EXPECT_EQ(back->options.code_grid, 4);
+  EXPECT_LT((back->forward(p) - code).abs().max().item<float>(), 1e-7);
+
+  auto st = load_safetensors(dir + "/p.safetensors");
+  const std::string dropped = st.tensors.begin()->first;
+  st.tensors.erase(st.tensors.begin());
+  save_safetensors(dir + "/missing.safetensors", st.tensors, st.metadata);
+  try {
+    load_param_encoder(dir + "/missing.safetensors");
+    ADD_FAILURE() << "a missing key was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(dropped), std::string::npos) << e.what();
+  }
+  FaDeX fadex(tiny_fadex_options());
+  save_fadex(dir + "/f.safetensors", fadex);
+  EXPECT_THROW(load_param_encoder(dir + "/f.safetensors"), Error);
   f2s_test::remove_tree(dir);
 }
 

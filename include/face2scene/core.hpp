@@ -47,6 +47,12 @@ inline void log_info(const std::string& m) { log(LogLevel::kInfo, m); }
 inline void log_warn(const std::string& m) { log(LogLevel::kWarn, m); }
 inline void log_debug(const std::string& m) { log(LogLevel::kDebug, m); }
 
+// ---- threads -------------------------------------------------------------------------------
+// Lowers the calling thread's scheduling priority (Linux: nice +10; threads it starts inherit it;
+// elsewhere nothing), so that background work such as encoding outputs yields the CPU to the
+// thread that feeds the GPU. Returns false when the system refused.
+bool lower_thread_priority();
+
 // ---- progress ------------------------------------------------------------------------------
 // Progress of long work. Library code calls advance(); the host chooses how it is shown through
 // a ProgressSink (a bar on a terminal, plain lines in a log, nothing with --quiet).

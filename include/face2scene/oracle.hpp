@@ -71,10 +71,31 @@ struct MapNetImpl : torch::nn::Module {
 };
 TORCH_MODULE(MapNet);
 
+// ---- ParamEncoder (ablation upper bound) ----------------------------------------------------------
+struct ParamEncoderOptions {
+  int64_t param_dim = 44;  // kDegradationTargetSize, normalised with FaDeX's param_mean/param_std
+  int64_t hidden = 256;
+  int64_t code_dim = 256;  // = FaDeX code channels, so MapNet and the restorer take it unchanged
+  int64_t code_grid = 8;
+};
+// The true degradation parameters -> a code map shaped like FaDeX's (constant over the grid). It
+// exists to measure how much the restorer could gain if the code were perfect: the restorer trained
+// on it is the "true parameters" upper bound of the ablation, never a shipped model.
+struct ParamEncoderImpl : torch::nn::Module {
+  explicit ParamEncoderImpl(const ParamEncoderOptions& options = {});
+  torch::Tensor forward(const torch::Tensor& normalised_params);  // [B,P] -> [B,C,g,g]
+  ParamEncoderOptions options;
+  torch::nn::Sequential mlp{nullptr};
+};
+TORCH_MODULE(ParamEncoder);
+
 // Files: weights (+ FaDeX's normaliser buffers) with the options in the metadata, so loading
 // rebuilds the right shapes. Loading is strict and checks the architecture name and version.
 void save_fadex(const std::string& path, FaDeX& net, torch::Dtype dtype = torch::kFloat32);
 FaDeX load_fadex(const std::string& path, const torch::Device& device = torch::kCPU);
+
+void save_param_encoder(const std::string& path, ParamEncoder& net);
+ParamEncoder load_param_encoder(const std::string& path, const torch::Device& device = torch::kCPU);
 
 // Multi-head attention of q [B,Nq,D] over k,v [B,Nk,D]: the fused kernel on LibTorch 2.x, the
 // explicit matmul/softmax form on 1.13 (which has no scaled_dot_product_attention).

@@ -100,6 +100,10 @@ struct UpscaleOptions {
   // realesrgan-ncnn-vulkan / upscayl-bin do (prepadding 10): zero padding at the image border
   // would otherwise shade the outermost output pixels.
   int pre_pad = 10;
+  // CUDA: let cuDNN time its kernels for each new input shape and keep the fastest. Off by default:
+  // on the H100 the search cost 0.3-0.8 s per new shape and saved nothing measurable even over a
+  // folder of 100 same-size images (docs/RESULTS.md).
+  bool cudnn_benchmark = false;
 };
 
 class Upscaler {

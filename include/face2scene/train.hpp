@@ -116,6 +116,10 @@ struct RestorerTrainOptions {
   double lpips_weight = 0.2;   // loss = L1 + w * LPIPS
   double null_token_prob = 0.1;  // the conditioned model also sees null tokens, so it degrades gracefully
   bool train_blind = true;     // the fair blind baseline: same architecture and batches, null tokens only
+  // Ablation upper bound: a third student conditioned on the true (normalised) parameter vector
+  // through a ParamEncoder instead of FaDeX, on the same batches. It starts from the conditioned
+  // restorer's file when there is one (so it costs a short fine-tune, not a full training).
+  bool param_oracle = false;
 };
 
 struct TrainReport {
@@ -133,5 +137,7 @@ TrainReport train_restorer(const RestorerTrainOptions& options);
 inline const char* kFaDeXFile = "fadex.safetensors";
 inline const char* kRestorerFile = "restorer.safetensors";          // conditioned: restorer + mapnet
 inline const char* kRestorerBlindFile = "restorer_blind.safetensors";  // blind twin
+inline const char* kRestorerParamsFile = "restorer_params.safetensors";  // true-parameter upper bound
+inline const char* kParamEncoderFile = "param_encoder.safetensors";      // its ParamEncoder
 
 }  // namespace face2scene

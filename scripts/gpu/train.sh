@@ -5,7 +5,8 @@
 # Carry: .deps (scripts/fetch-gpu-deps.sh), .cache/train (scripts/pack_training_data.sh),
 # .cache/gpu_weights (general-x4v3 safetensors + LPIPS weights), .cache/ckpt (previous $OUT).
 # Env: FADEX_MIN (default 3; 0 skips), RESTORER_MIN (default 4; 0 skips), LR, EXTRA (more args for
-# both), RESTORER_ARGS (more args for the restorer, e.g. --batch 24).
+# both), RESTORER_ARGS (more args for the restorer, e.g. --batch 24 --param-oracle), OPTIM=1 (return
+# the restorers' optimiser moments too).
 set -euo pipefail
 : "${OUT:?OUT must name the output folder}"
 cd "$(dirname "$0")/../.."
@@ -29,7 +30,11 @@ if [ "$RESTORER_MIN" != 0 ]; then
     --base $W/realesr-general-x4v3.safetensors --lpips-weights $W ${EXTRA:-} ${RESTORER_ARGS:-} 2>&1 | tee "$CK/restorer_log.txt" | grep -v "^face2scene: debug" | tail -25
 fi
 kill $SMI 2>/dev/null || true
-for f in fadex fadex_optim restorer restorer_optim restorer_blind restorer_blind_optim; do
+# At most 8 files come back: FaDeX only when it trained, the optimiser moments only with OPTIM=1.
+files="restorer restorer_blind restorer_params param_encoder"
+[ "$FADEX_MIN" != 0 ] && files="fadex $files"
+[ "${OPTIM:-0}" = 1 ] && files="$files restorer_optim restorer_blind_optim"
+for f in $files; do
   if [ -f "$CK/$f.safetensors" ]; then cp "$CK/$f.safetensors" "$OUT/"; fi
 done
 tar -C "$CK" -czf "$OUT/logs.tgz" $(cd "$CK" && ls *.csv *.txt 2>/dev/null)

@@ -1,5 +1,10 @@
 #include <cstdio>
 #include <mutex>
+#ifdef __linux__
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #include "face2scene/core.hpp"
 
@@ -53,6 +58,16 @@ std::string version_string() {
   return F2S_VERSION;
 #else
   return "unknown";
+#endif
+}
+
+bool lower_thread_priority() {
+#ifdef __linux__
+  // On Linux the nice value belongs to the thread (the tid), not to the whole process.
+  const auto tid = static_cast<id_t>(syscall(SYS_gettid));
+  return setpriority(PRIO_PROCESS, tid, 10) == 0;
+#else
+  return false;
 #endif
 }
 

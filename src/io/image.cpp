@@ -84,10 +84,12 @@ static void check_writable(const Image& image, const std::string& what) {
   }
 }
 
-std::string encode_png(const Image& image, int bit_depth, int level) {
+std::string encode_png(const Image& image, int bit_depth, int level, int threads) {
   check_writable(image, "PNG");
   if (level < 0 || level > 9) throw ArgumentError("PNG compression level must be 0-9, got " + std::to_string(level));
-  return detail::encode_png(image, bit_depth == 0 ? image.bit_depth : bit_depth, level);
+  if (threads < 0)
+    throw ArgumentError("PNG encoder threads must be >= 0, got " + std::to_string(threads));
+  return detail::encode_png(image, bit_depth == 0 ? image.bit_depth : bit_depth, level, threads);
 }
 
 std::string encode_jpeg(const Image& image, int quality) {
@@ -100,7 +102,9 @@ void write_image(const std::string& path, const Image& image, const WriteOptions
   const ImageFormat fmt = format_from_extension(path);
   check_writable(image, path);
   const std::string bytes =
-      fmt == ImageFormat::kPng ? encode_png(image, options.bit_depth, options.png_level) : encode_jpeg(image, options.jpeg_quality);
+      fmt == ImageFormat::kPng
+          ? encode_png(image, options.bit_depth, options.png_level, options.threads)
+          : encode_jpeg(image, options.jpeg_quality);
   write_file_atomically(path, bytes);
 }
 

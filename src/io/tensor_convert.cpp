@@ -6,14 +6,17 @@ namespace face2scene {
 torch::Tensor image_to_tensor(const Image& image, const torch::Device& device, torch::Dtype dtype,
                               bool rgb) {
   if (image.empty()) throw ArgumentError("image_to_tensor: empty image");
-  // uint16 storage -> int32 (torch 1.13 has no uint16), then scale to [0,1].
+  // uint16 storage -> int32 (torch 1.13 has no uint16), then scale to [0,1]. The raw samples cross
+  // to the device first (2 bytes each) and are converted there: on a GPU host the CPU is busy
+  // encoding earlier outputs, and the thread feeding the GPU should do as little as possible.
   auto hwc = torch::from_blob(const_cast<uint16_t*>(image.data.data()),
                               {image.height, image.width, image.channels}, torch::kInt16)
+                 .to(device)
                  .to(torch::kInt32)
                  .bitwise_and(0xFFFF);
   auto t = hwc.permute({2, 0, 1}).to(torch::kFloat32).div_(static_cast<float>(image.max_value()));
   if (rgb && image.channels == 1) t = t.expand({3, image.height, image.width});
-  return t.contiguous().to(device, dtype);
+  return t.contiguous().to(dtype);
 }
 
 Image tensor_to_image(const torch::Tensor& tensor, int bit_depth) {
@@ -29,24 +32,20 @@ Image tensor_to_image(const torch::Tensor& tensor, int bit_depth) {
   if (bit_depth != 8 && bit_depth != 16) throw ArgumentError("tensor_to_image: bit depth must be 8 or 16");
   const int c = static_cast<int>(t.size(0)), h = static_cast<int>(t.size(1)), w = static_cast<int>(t.size(2));
   const double maxv = bit_depth == 16 ? 65535.0 : 255.0;
-  // Quantise where the tensor lives (a CUDA result then crosses to the host as 8-bit samples,
-  // a quarter of float32), and only copy on the CPU. The same IEEE ops give the same values anywhere.
+  // Quantise and lay out as the Image's uint16 samples where the tensor lives, then copy once,
+  // straight into the Image (a CUDA result crosses as 2-byte samples; no per-sample loop on the
+  // host). The same IEEE ops give the same values anywhere. int32 -> int16 keeps the low 16 bits,
+  // which are the uint16 sample (torch 1.13 has no uint16).
   auto q = t.to(torch::kFloat32)
                .clamp(0.0, 1.0)
                .mul(maxv)
                .round()
-               .to(bit_depth == 8 ? torch::kUInt8 : torch::kInt32)
+               .to(torch::kInt32)
+               .to(torch::kInt16)
                .permute({1, 2, 0})
-               .contiguous()
-               .to(torch::kCPU);
+               .contiguous();
   Image img(w, h, c, bit_depth);
-  if (bit_depth == 8) {
-    const uint8_t* src = q.data_ptr<uint8_t>();
-    std::copy(src, src + img.data.size(), img.data.begin());
-  } else {
-    const int32_t* src = q.data_ptr<int32_t>();
-    for (size_t i = 0; i < img.data.size(); ++i) img.data[i] = static_cast<uint16_t>(src[i]);
-  }
+  torch::from_blob(img.data.data(), {h, w, c}, torch::kInt16).copy_(q);
   return img;
 }
 

@@ -7,6 +7,7 @@ namespace face2scene {
 namespace {
 constexpr const char* kFaDeXArch = "face2scene-fadex";
 constexpr const char* kRestorerArch = "face2scene-scene-restorer";
+constexpr const char* kParamEncoderArch = "face2scene-param-encoder";
 constexpr const char* kVersion = "1";
 
 int64_t meta_int(const Metadata& m, const std::string& key, const std::string& source) {
@@ -17,6 +18,15 @@ int64_t meta_int(const Metadata& m, const std::string& key, const std::string& s
   } catch (const std::exception&) {
     throw FormatError(source + ": metadata '" + key + "' is not an integer: '" + it->second + "'");
   }
+}
+
+// The tail of every single-network load: strict weights, then device and eval mode.
+template <typename Net>
+Net finish_load(Net net, const SafeTensors& st, const std::string& path, const torch::Device& device) {
+  load_state_dict_strict(*net, st.tensors, path);
+  net->to(device);
+  net->eval();
+  return net;
 }
 
 TensorMap with_prefix(const TensorMap& in, const std::string& prefix, torch::Dtype dtype) {
@@ -65,11 +75,7 @@ FaDeX load_fadex(const std::string& path, const torch::Device& device) {
   o.code_dim = meta_int(st.metadata, "code_dim", path);
   o.code_grid = meta_int(st.metadata, "code_grid", path);
   o.param_dim = meta_int(st.metadata, "param_dim", path);
-  FaDeX net(o);
-  load_state_dict_strict(*net, st.tensors, path);
-  net->to(device);
-  net->eval();
-  return net;
+  return finish_load(FaDeX(o), st, path, device);
 }
 
 void save_restorer(const std::string& path, SceneRestorer& net, MapNet& mapnet, bool blind, torch::Dtype dtype) {
@@ -128,6 +134,28 @@ LoadedRestorer load_restorer(const std::string& path, const std::string& base_we
   r.net->eval();
   r.mapnet->eval();
   return r;
+}
+
+void save_param_encoder(const std::string& path, ParamEncoder& net) {
+  const auto& o = net->options;
+  Metadata meta{{"arch", kParamEncoderArch},
+                {"version", kVersion},
+                {"param_dim", std::to_string(o.param_dim)},
+                {"hidden", std::to_string(o.hidden)},
+                {"code_dim", std::to_string(o.code_dim)},
+                {"code_grid", std::to_string(o.code_grid)}};
+  save_safetensors(path, with_prefix(state_dict(*net), "", torch::kFloat32), meta);
+}
+
+ParamEncoder load_param_encoder(const std::string& path, const torch::Device& device) {
+  const SafeTensors st = load_safetensors(path);
+  check_arch(st, kParamEncoderArch, path);
+  ParamEncoderOptions o;
+  o.param_dim = meta_int(st.metadata, "param_dim", path);
+  o.hidden = meta_int(st.metadata, "hidden", path);
+  o.code_dim = meta_int(st.metadata, "code_dim", path);
+  o.code_grid = meta_int(st.metadata, "code_grid", path);
+  return finish_load(ParamEncoder(o), st, path, device);
 }
 
 }  // namespace face2scene

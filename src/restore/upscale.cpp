@@ -1,5 +1,8 @@
 // Real-ESRGAN inference on images: tiles, dtype/device, grey, alpha, bit depth and --outscale.
+#include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <future>
 
 #include "face2scene/core.hpp"
 #include "face2scene/realesrgan.hpp"
@@ -15,10 +18,26 @@ Upscaler::Upscaler(const UpscaleOptions& options, const std::string& weights_pat
     throw ArgumentError("Real-ESRGAN on the CPU runs in float32 only");
   }
   const std::string path = weights_path.empty() ? realesrgan_weights_path(options.model) : weights_path;
+  const auto t0 = std::chrono::steady_clock::now();
+  // Creating the CUDA context and cuDNN's handle takes a few hundred ms: do both (a tiny convolution
+  // in the compute dtype and layout) while the weights are read and parsed.
+  std::future<void> cuda_ready;
+  if (options.device.is_cuda()) {
+    const auto opts = torch::TensorOptions().device(options.device).dtype(options.dtype);
+    cuda_ready = std::async(std::launch::async, [opts]() {
+      torch::NoGradGuard no_grad;
+      const auto x = torch::zeros({1, 3, 16, 16}, opts).contiguous(torch::MemoryFormat::ChannelsLast);
+      const auto w = torch::zeros({8, 3, 3, 3}, opts).contiguous(torch::MemoryFormat::ChannelsLast);
+      torch::conv2d(x, w, {}, 1, 1).sum().item<float>();
+    });
+  }
   net_ = load_realesrgan(options.model, path);
+  const auto t1 = std::chrono::steady_clock::now();
+  if (cuda_ready.valid()) cuda_ready.get();
+  const auto t2 = std::chrono::steady_clock::now();
   if (options.device.is_cuda()) {
     auto& ctx = at::globalContext();
-    ctx.setBenchmarkCuDNN(true);  // fixed tile sizes: let cuDNN pick its fastest kernels once
+    ctx.setBenchmarkCuDNN(options.cudnn_benchmark);
     // "fp32" means fp32: TF32 would round the inputs of every convolution to 10 mantissa bits.
     if (options.dtype == torch::kFloat32) ctx.setAllowTF32CuDNN(false);
   }
@@ -29,6 +48,11 @@ Upscaler::Upscaler(const UpscaleOptions& options, const std::string& weights_pat
   for (auto& p : net_.ptr()->parameters()) {
     if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
   }
+  auto secs = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "upscaler ready: weights %.3f s, device waited %.3f s, to device %.3f s", secs(t0, t1), secs(t1, t2),
+                secs(t2, std::chrono::steady_clock::now()));
+  log_debug(buf);
 }
 
 torch::Tensor Upscaler::upscale_x4(const torch::Tensor& image) const { return upscale_x4_on_device(image).to(torch::kCPU); }
@@ -73,9 +97,16 @@ torch::Tensor resample(const torch::Tensor& x, int64_t h, int64_t w) {
 
 Image Upscaler::upscale(const Image& image) const {
   if (image.empty()) throw ArgumentError("Upscaler: empty image");
+  // -v: per-image stage times; the network's share is measured by waiting for the device there.
+  const bool timing = log_level() == LogLevel::kDebug;
+  using clock = std::chrono::steady_clock;
+  const auto t0 = clock::now();
   auto rgb = image_to_tensor(image, torch::kCPU, torch::kFloat32, /*rgb=*/true).unsqueeze(0);
+  const auto t1 = clock::now();
   // Stays on the device through resampling and quantisation (tensor_to_image copies 8-bit back).
   auto y = upscale_x4_on_device(rgb);
+  if (timing) y.flatten()[0].item<float>();
+  const auto t2 = clock::now();
   const int64_t oh = std::max<int64_t>(1, std::llround(image.height * options_.outscale));
   const int64_t ow = std::max<int64_t>(1, std::llround(image.width * options_.outscale));
   y = resample(y, oh, ow);
@@ -84,6 +115,13 @@ Image Upscaler::upscale(const Image& image) const {
     y = (0.299 * y.select(1, 0) + 0.587 * y.select(1, 1) + 0.114 * y.select(1, 2)).unsqueeze(1);
   }
   Image out = tensor_to_image(y, image.bit_depth);
+  if (timing) {
+    auto ms = [](clock::time_point a, clock::time_point b) { return 1e3 * std::chrono::duration<double>(b - a).count(); };
+    char buf[200];
+    std::snprintf(buf, sizeof buf, "upscale %dx%d: to tensor %.1f ms, network %.1f ms, resample+quantise+copy %.1f ms",
+                  image.width, image.height, ms(t0, t1), ms(t1, t2), ms(t2, clock::now()));
+    log_debug(buf);
+  }
   if (image.has_alpha()) {
     auto a = alpha_to_tensor(image, torch::kCPU).to(torch::kFloat32);  // [1,H,W] in [0,1]
     torch::Tensor up;

@@ -16,6 +16,8 @@ namespace {
 struct Student {
   std::string name;
   bool blind = false;
+  bool params = false;    // conditioned on the true parameters (ParamEncoder), not on FaDeX
+  ParamEncoder penc{nullptr};
   SceneRestorer net{nullptr};
   MapNet mapnet{nullptr};
   std::unique_ptr<AdamW> opt;
@@ -24,13 +26,17 @@ struct Student {
 
 void init_student(Student& s, const RestorerTrainOptions& o, const SafeTensors& base) {
   const auto& c = o.common;
-  s.weights = c.out_dir + "/" + (s.blind ? kRestorerBlindFile : kRestorerFile);
+  s.weights = c.out_dir + "/" + (s.params ? kRestorerParamsFile : s.blind ? kRestorerBlindFile : kRestorerFile);
   s.optim_file = c.out_dir + "/" + s.name + "_optim.safetensors";
-  if (file_exists(s.weights)) {
-    auto loaded = load_restorer(s.weights, o.base_weights, c.device, /*fill_missing_gates=*/true);
+  const std::string penc_file = c.out_dir + "/" + kParamEncoderFile;
+  // The upper-bound student starts from the conditioned restorer (its adapters already know how
+  // to use a code); only its code source changes.
+  const std::string init = s.params && !file_exists(s.weights) ? c.out_dir + "/" + kRestorerFile : s.weights;
+  if (file_exists(init)) {
+    auto loaded = load_restorer(init, o.base_weights, c.device, /*fill_missing_gates=*/true);
     s.net = loaded.net;
     s.mapnet = loaded.mapnet;
-    log_info("resuming " + s.name + " from " + s.weights);
+    log_info((init == s.weights ? "resuming " : "starting ") + s.name + " from " + init);
   } else {
     s.net = SceneRestorer(o.net);
     s.net->load_base(base.tensors, o.base_weights);
@@ -44,6 +50,19 @@ void init_student(Student& s, const RestorerTrainOptions& o, const SafeTensors& 
   s.mapnet->train();
   auto params = s.net->trainable_parameters();
   for (auto& p : s.mapnet->parameters()) params.push_back(p);
+  if (s.params) {
+    if (file_exists(s.weights) && file_exists(penc_file)) {
+      s.penc = load_param_encoder(penc_file, c.device);
+    } else {
+      ParamEncoderOptions po;
+      po.param_dim = kDegradationTargetSize;
+      po.code_dim = s.mapnet->options.code_dim;
+      s.penc = ParamEncoder(po);
+    }
+    s.penc->to(c.device);
+    s.penc->train();
+    for (auto& p : s.penc->parameters()) params.push_back(p);
+  }
   s.opt = std::make_unique<AdamW>(params, c.lr, 0.9, 0.99, 0.0);
   if (file_exists(s.optim_file)) s.opt->load_state(load_safetensors(s.optim_file).tensors, s.optim_file);
 }
@@ -62,17 +81,29 @@ TrainReport train_restorer(const RestorerTrainOptions& o) {
   const SafeTensors base = load_safetensors(o.base_weights);
   check_arch(base, "SRVGGNetCompact", o.base_weights);
 
-  std::vector<Student> students(o.train_blind ? 2 : 1);
+  std::vector<Student> students(1);
   students[0].name = "restorer";
   if (o.train_blind) {
-    students[1].name = "restorer_blind";
-    students[1].blind = true;
+    students.emplace_back();
+    students.back().name = "restorer_blind";
+    students.back().blind = true;
   }
+  if (o.param_oracle) {
+    students.emplace_back();
+    students.back().name = "restorer_params";
+    students.back().params = true;
+  }
+  // The upper bound's input: the parameter vector normalised as FaDeX's head was trained.
+  ParamNormaliser norm;
+  norm.mean = fadex->param_mean.detach().cpu().to(torch::kFloat32);
+  norm.std = fadex->param_std.detach().cpu().to(torch::kFloat32);
+  norm.mask = torch::ones_like(norm.mean);
   for (auto& s : students) init_student(s, o, base);
   const int64_t start = students[0].opt->steps();
 
   std::vector<std::string> cols{"loss", "l1", "lpips"};
   if (o.train_blind) cols.insert(cols.end(), {"blind_loss", "blind_l1", "blind_lpips"});
+  if (o.param_oracle) cols.insert(cols.end(), {"params_loss", "params_l1", "params_lpips"});
   TrainLoop loop(c, "restorer", cols);
   auto gen = make_generator(mix_seed(c.seed, 5000 + uint64_t(start)), torch::kCPU);
   std::mt19937_64 rng(mix_seed(c.seed, 6000 + uint64_t(start)));
@@ -86,12 +117,13 @@ TrainReport train_restorer(const RestorerTrainOptions& o) {
     auto params = mix.sample_batch(o.batch, x1, rng);
     auto face_hq = sample_faces(data, b, gen);
     auto scene_hq = sample_scene_crops(data, b, o.crop, gen);
-    torch::Tensor face_lq, scene_lq, code_map;
+    torch::Tensor face_lq, scene_lq, code_map, true_params;
     {
       torch::NoGradGuard ng;
       face_lq = apply_degradation(face_hq, params);
       scene_lq = apply_degradation(scene_hq, params);
       code_map = fadex->forward(face_lq, face_hq).code_map;
+      if (o.param_oracle) true_params = norm.normalise(params, c.device);
     }
     std::vector<double> values;
     for (auto& s : students) {
@@ -99,7 +131,7 @@ TrainReport train_restorer(const RestorerTrainOptions& o) {
       if (s.blind) {
         tokens = s.mapnet->null_tokens(b);
       } else {
-        tokens = s.mapnet->forward(code_map);
+        tokens = s.mapnet->forward(s.params ? s.penc->forward(true_params) : code_map);
         auto drop = torch::rand({b, 1, 1}, gen).lt(o.null_token_prob).to(c.device);
         tokens = torch::where(drop, s.mapnet->null_tokens(b), tokens);
       }
@@ -118,6 +150,10 @@ TrainReport train_restorer(const RestorerTrainOptions& o) {
   for (auto& s : students) {
     s.net->eval();
     save_restorer(s.weights, s.net, s.mapnet, s.blind);
+    if (s.params) {
+      s.penc->eval();
+      save_param_encoder(c.out_dir + "/" + kParamEncoderFile, s.penc);
+    }
     save_safetensors(s.optim_file, s.opt->state());
   }
   return loop.finish(step);

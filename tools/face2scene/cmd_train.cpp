@@ -26,6 +26,7 @@ struct TrainArgs {
   int64_t crop = 256;
   double lpips_weight = 0.2;
   bool no_blind = false;
+  bool param_oracle = false;
 };
 
 void add_common(CLI::App* sub, TrainArgs& a) {
@@ -91,6 +92,9 @@ Command setup_train(CLI::App& app, GlobalOptions&) {
   rest->add_option("--crop", a->crop, "HR scene crop side");
   rest->add_option("--lpips-weight", a->lpips_weight, "Loss = L1 + w * LPIPS");
   rest->add_flag("--no-blind", a->no_blind, "Skip the blind twin");
+  rest->add_flag("--param-oracle", a->param_oracle,
+                 "Also train the ablation's upper bound: a restorer conditioned on the true degradation parameters\n"
+                 "(restorer_params + param_encoder .safetensors; starts from restorer.safetensors when present)");
   sub->footer(
       "Data: scripts/pack_training_data.sh packs faces and scenes (benchmark images excluded by sha256).\n"
       "GPU runs: scripts/gpu/train.sh. Losses go to <out>/*_loss.csv; rerunning resumes.\n"
@@ -117,6 +121,7 @@ Command setup_train(CLI::App& app, GlobalOptions&) {
               o.crop = a->crop;
               o.lpips_weight = a->lpips_weight;
               o.train_blind = !a->no_blind;
+              o.param_oracle = a->param_oracle;
               print_report("train restorer", train_restorer(o), c.out_dir);
             }
           }};
