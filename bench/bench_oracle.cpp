@@ -33,6 +33,7 @@
 #include "face2scene/realesrgan.hpp"
 #include "face2scene/safetensors.hpp"
 #include "face2scene/tensor.hpp"
+#include "face2scene/train.hpp"
 
 using namespace face2scene;
 using namespace f2s_bench;
@@ -81,15 +82,13 @@ int run_ablation(const Args& args) {
   const std::string pdir = args.get("--param-models", "");
   std::unique_ptr<OracleRestorer> pcond;
   ParamEncoder penc{nullptr};
-  torch::Tensor pmean, pstd;
+  ParamNormaliser pnorm;
   if (!pdir.empty()) {
     auto pp = paths;
     pp.restorer = pdir + "/restorer_params.safetensors";
     pcond = std::make_unique<OracleRestorer>(pp, o, false);
     penc = load_param_encoder(pdir + "/param_encoder.safetensors", o.device);
-    FaDeX fx = load_fadex(paths.fadex);
-    pmean = fx->param_mean.detach().cpu().to(torch::kFloat32);
-    pstd = fx->param_std.detach().cpu().to(torch::kFloat32);
+    pnorm = ParamNormaliser::of(load_fadex(paths.fadex));
     methods.push_back("param_oracle");
   }
   std::ofstream csv(out + "/ablation.csv");
@@ -124,7 +123,7 @@ int run_ablation(const Args& args) {
         pred["true_params"] = cond.restore(lq, cond.tokens(true_code), scale);
         if (pcond) {
           torch::NoGradGuard ng;
-          auto v = ((torch::tensor(degradation_targets(params)) - pmean) / pstd).unsqueeze(0).to(o.device);
+          const auto v = pnorm.normalise({params}, o.device);
           pred["param_oracle"] = pcond->restore(lq, pcond->tokens(penc->forward(v)), scale);
         }
         for (const auto& m : methods) {

@@ -60,6 +60,9 @@ class DegradationMix {
 struct ParamNormaliser {
   torch::Tensor mean, std, mask;  // [39] float32, CPU
   static ParamNormaliser estimate(const std::vector<std::string>& presets, float out_scale, int draws, uint64_t seed);
+  // The normaliser a FaDeX file holds (its head was trained against it); no slot masked, since the
+  // file stores std 1 for constant slots.
+  static ParamNormaliser of(const FaDeX& fadex);
   torch::Tensor normalise(const std::vector<DegradationParams>& params, const torch::Device& device) const;
 };
 

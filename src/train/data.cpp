@@ -169,6 +169,14 @@ ParamNormaliser ParamNormaliser::estimate(const std::vector<std::string>& preset
   return n;
 }
 
+ParamNormaliser ParamNormaliser::of(const FaDeX& fadex) {
+  ParamNormaliser n;
+  n.mean = fadex->param_mean.detach().cpu().to(torch::kFloat32);
+  n.std = fadex->param_std.detach().cpu().to(torch::kFloat32);
+  n.mask = torch::ones_like(n.mean);
+  return n;
+}
+
 torch::Tensor ParamNormaliser::normalise(const std::vector<DegradationParams>& params, const torch::Device& device) const {
   std::vector<torch::Tensor> rows;
   for (const auto& p : params) rows.push_back(torch::tensor(degradation_targets(p)));

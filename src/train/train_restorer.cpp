@@ -94,10 +94,7 @@ TrainReport train_restorer(const RestorerTrainOptions& o) {
     students.back().params = true;
   }
   // The upper bound's input: the parameter vector normalised as FaDeX's head was trained.
-  ParamNormaliser norm;
-  norm.mean = fadex->param_mean.detach().cpu().to(torch::kFloat32);
-  norm.std = fadex->param_std.detach().cpu().to(torch::kFloat32);
-  norm.mask = torch::ones_like(norm.mean);
+  const ParamNormaliser norm = ParamNormaliser::of(fadex);
   for (auto& s : students) init_student(s, o, base);
   const int64_t start = students[0].opt->steps();
 
