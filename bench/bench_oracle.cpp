@@ -1,7 +1,7 @@
 // The oracle-core benchmark (issue #10): does a degradation code read from the face restore the
 // whole scene better than blind restoration?
 //   bench_oracle --ablation [--limit N] [--out DIR]   held-out crops × {mild,moderate,severe} × {×4,×1}:
-//       (a) bicubic, (b) Real-ESRGAN general-x4v3, (c) ours blind (the blind twin), (d) ours with the
+//       (a) bicubic, (b) Real-ESRGAN (the restorer's backbone), (c) ours blind (the blind twin), (d) ours with the
 //       code of the ground-truth face pair, (e) ours with the code of the true parameters (FaDeX
 //       codes of 8 other faces under the same degradation, averaged), (d0) the conditioned model
 //       with null tokens. PSNR / SSIM (RGB) and LPIPS, with 95% CIs and paired differences.
@@ -70,7 +70,7 @@ int run_ablation(const Args& args) {
   const auto paths = OracleModelPaths::locate(args.get("--models", ""));
   OracleRestorer cond(paths, o, false), blind(paths, o, true);
   UpscaleOptions uo;
-  uo.model = RealEsrganModel::kGeneralX4V3;
+  uo.model = cond.backbone();  // (b) is the Real-ESRGAN model our restorer is built on
   uo.device = o.device;
   uo.tiles.tile = 0;
   Upscaler esrgan(uo, args.get("--base", ""));
@@ -263,9 +263,9 @@ int run_speed(const Args& args) {
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       best = std::min(best, s), sum += s;
     }
-    const double gflop = restorer_gflops(side, side);
-    std::printf("%s %s: %lldx%lld -> x4 (%.1f MP): best %.1f ms, mean %.1f ms; %.0f GFLOP per image\n",
-                o.device.str().c_str(), dt.c_str(), static_cast<long long>(side), static_cast<long long>(side),
+    const double gflop = restorer_gflops(side, side, r.backbone());
+    std::printf("%s %s %s: %lldx%lld -> x4 (%.1f MP): best %.1f ms, mean %.1f ms; %.0f GFLOP per image\n",
+                model_name(r.backbone()).c_str(), o.device.str().c_str(), dt.c_str(), static_cast<long long>(side), static_cast<long long>(side),
                 16.0 * side * side / 1e6, best * 1e3, sum / reps * 1e3, gflop);
   }
   return 0;

@@ -16,6 +16,7 @@
 #include "face2scene/core.hpp"
 #include "face2scene/image.hpp"
 #include "face2scene/metrics.hpp"
+#include "face2scene/realesrgan.hpp"
 #include "face2scene/tensor.hpp"
 
 namespace f2s_bench {
@@ -323,14 +324,23 @@ inline void write_tsne_png(const std::string& path, const torch::Tensor& X_in, c
   write_image(path, img);
 }
 
-// FLOPs (multiply-adds × 2) of the conditioned restorer at ×4 on an h×w input: base SRVGG convs,
+// FLOPs (multiply-adds × 2) of the conditioned restorer at ×4 on an h×w input: the frozen base,
 // LoRA, the cross-attention adapters.
-inline double restorer_gflops(int64_t h, int64_t w) {
+inline double restorer_gflops(int64_t h, int64_t w, RealEsrganModel backbone = RealEsrganModel::kGeneralX4V3) {
   const double px = double(h) * double(w);
-  const double f = 64, r = 8;
-  double macs = px * (3 * f * 9 + 32 * f * f * 9 + f * 48 * 9);  // base
-  macs += px * 33 * (f * r * 9 + r * f);                          // LoRA (last one to 48, close enough)
-  macs += 8 * px * (f * f * 2 + 2 * 21 * f);                      // adapters: q/out 1x1 + attention over 21 tokens
+  const double f = 64, r = 8, lora = f * r * 9 + r * f;
+  double macs = 0;
+  if (backbone == RealEsrganModel::kX4Plus) {
+    const double g = 32, dense = 9 * (f * g + (f + g) * g + (f + 2 * g) * g + (f + 3 * g) * g + (f + 4 * g) * f);
+    macs += px * (3 * f * 9 + 69 * dense + f * f * 9);           // conv_first, 23 RRDB × 3 dense blocks, conv_body
+    macs += px * (4 + 16 + 16) * f * f * 9 + px * 16 * f * 3 * 9;  // conv_up1 (2×), conv_up2 + conv_hr (4×), conv_last
+    macs += px * 69 * ((f + 4 * g) * r * 9 + r * f);             // LoRA on the dense blocks' conv5
+    macs += px * (1 + 4 + 16 + 16) * lora;                       // LoRA on conv_body, up1, up2, hr
+  } else {
+    macs += px * (3 * f * 9 + 32 * f * f * 9 + f * 48 * 9);  // base
+    macs += px * 33 * lora;                                  // LoRA (last one to 48, close enough)
+  }
+  macs += 8 * px * (f * f * 2 + 2 * 21 * f);  // adapters: q/out 1x1 + attention over 21 tokens
   return 2 * macs / 1e9;
 }
 

@@ -34,13 +34,38 @@ SceneRestorerOptions tiny_options() {
   o.lora_rank = 2;
   return o;
 }
+// x4plus at toy size: 2 RRDB blocks, width 16, growth 8; an adapter after each block + one after the body.
+SceneRestorerOptions tiny_x4plus_options() {
+  auto o = tiny_options();
+  o.backbone = RealEsrganModel::kX4Plus;
+  o.num_block = 2;
+  o.num_grow_ch = 8;
+  o.adapter_every = 1;
+  return o;
+}
+MapNetOptions tiny_mapnet_options() {
+  MapNetOptions mo;
+  mo.code_dim = 16;
+  mo.embed_dim = 16;
+  mo.token_dim = 32;
+  mo.heads = 2;
+  return mo;
+}
+RRDBNetOptions tiny_rrdb(const SceneRestorerOptions& o) {
+  RRDBNetOptions bo;
+  bo.num_feat = o.num_feat;
+  bo.num_block = o.num_block;
+  bo.num_grow_ch = o.num_grow_ch;
+  return bo;
+}
+// Random weights of the backbone `o` names, the same on every call.
 TensorMap random_base(const SceneRestorerOptions& o) {
+  torch::manual_seed(5);
+  if (o.backbone == RealEsrganModel::kX4Plus) return state_dict(*RRDBNet(tiny_rrdb(o)));
   SRVGGNetCompactOptions bo;
   bo.num_feat = o.num_feat;
   bo.num_conv = o.num_conv;
-  torch::manual_seed(5);
-  SRVGGNetCompact b(bo);
-  return state_dict(*b);
+  return state_dict(*SRVGGNetCompact(bo));
 }
 }  // namespace
 
@@ -86,12 +111,7 @@ TEST(SceneRestorer, FileRoundTripIsStrict) {
     torch::NoGradGuard ng;
     for (auto& p : net->adapters->parameters()) p.normal_(0, 0.1);
   }
-  MapNetOptions mo;
-  mo.code_dim = 16;
-  mo.embed_dim = 16;
-  mo.token_dim = 32;
-  mo.heads = 2;
-  MapNet mapnet(mo);
+  MapNet mapnet(tiny_mapnet_options());
   save_restorer(dir + "/r.safetensors", net, mapnet, /*blind=*/true);
   auto loaded = load_restorer(dir + "/r.safetensors", dir + "/base.safetensors");
   EXPECT_TRUE(loaded.blind);
@@ -129,6 +149,53 @@ TEST(SceneRestorer, FileRoundTripIsStrict) {
     ADD_FAILURE() << "expected a shape error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("base8.safetensors"), std::string::npos) << e.what();
+  }
+  f2s_test::remove_tree(dir);
+}
+
+TEST(SceneRestorer, X4PlusBackboneStartsAsRRDBNetAndRoundTrips) {
+  const auto o = tiny_x4plus_options();
+  const auto base_w = random_base(o);
+  RRDBNet base(tiny_rrdb(o));
+  load_state_dict_strict(*base, base_w, "random");
+  SceneRestorer net(o);
+  net->load_base(base_w, "random");
+  EXPECT_EQ(net->adapters->size(), 3u);
+  EXPECT_EQ(net->lora_up->size(), 2u * 3 + 4);  // every dense block's conv5, conv_body, up1, up2, hr
+  torch::NoGradGuard ng;
+  auto x = torch::rand({2, 3, 8, 12});
+  auto tokens = torch::randn({2, 21, 32});
+  EXPECT_LT((net->forward(x, tokens, 4) - base->forward(x)).abs().max().item<float>(), 1e-5);
+  auto low = torch::nn::functional::avg_pool2d(x, torch::nn::functional::AvgPool2dFuncOptions(4));
+  EXPECT_LT((net->forward(x, tokens, 1) - base->forward(low)).abs().max().item<float>(), 1e-4);
+  for (auto& p : net->base_parameters()) EXPECT_FALSE(p.requires_grad());
+  for (const auto& [k, v] : net->trainable_state()) EXPECT_NE(k.rfind("base.", 0), 0u) << k;
+  // The gated LoRA alone (adapters still zero) makes the output follow the tokens.
+  for (auto& p : net->lora_up->parameters()) p.normal_(0, 0.1);
+  for (auto& p : net->lora_gate->parameters()) p.normal_(0, 0.1);
+  auto a = net->forward(x, tokens, 4), b = net->forward(x, torch::randn({2, 21, 32}), 4);
+  EXPECT_GT((a - b).abs().max().item<float>(), 1e-4);
+
+  // The file names its backbone; loading builds x4plus and checks the base's arch.
+  const std::string dir = f2s_test::temp_dir("restorer_x4plus");
+  save_safetensors(dir + "/rrdb.safetensors", base_w, {{"arch", "RRDBNet"}, {"version", "1"}});
+  save_safetensors(dir + "/srvgg.safetensors", random_base(tiny_options()), {{"arch", "SRVGGNetCompact"}, {"version", "1"}});
+  MapNet mapnet(tiny_mapnet_options());
+  mapnet->eval();
+  net->eval();
+  save_restorer(dir + "/r.safetensors", net, mapnet, /*blind=*/false);
+  EXPECT_EQ(restorer_backbone(dir + "/r.safetensors"), RealEsrganModel::kX4Plus);
+  auto loaded = load_restorer(dir + "/r.safetensors", dir + "/rrdb.safetensors");
+  EXPECT_EQ(loaded.net->options.backbone, RealEsrganModel::kX4Plus);
+  EXPECT_EQ(loaded.net->options.num_block, 2);
+  auto code = torch::randn({2, 16, 8, 8});
+  auto ref = net->forward(x, mapnet->forward(code), 4);
+  EXPECT_LT((loaded.net->forward(x, loaded.mapnet->forward(code), 4) - ref).abs().max().item<float>(), 1e-6);
+  try {
+    load_restorer(dir + "/r.safetensors", dir + "/srvgg.safetensors");
+    ADD_FAILURE() << "an SRVGGNetCompact base was accepted for an x4plus restorer";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("srvgg.safetensors"), std::string::npos) << e.what();
   }
   f2s_test::remove_tree(dir);
 }
@@ -329,9 +396,7 @@ TEST(Training, FaDeXStepsRunResumeAndLog) {
   ro.common = o.common;
   ro.common.max_steps = 2;
   ro.net = tiny_options();
-  ro.mapnet.code_dim = 16;
-  ro.mapnet.embed_dim = 16;
-  ro.mapnet.heads = 2;
+  ro.mapnet = tiny_mapnet_options();  // token_dim is taken from ro.net
   ro.fadex_weights = o.common.out_dir + "/fadex.safetensors";
   ro.base_weights = dir + "/base.safetensors";
   save_safetensors(ro.base_weights, random_base(ro.net), {{"arch", "SRVGGNetCompact"}, {"version", "1"}});
@@ -352,5 +417,23 @@ TEST(Training, FaDeXStepsRunResumeAndLog) {
     if (k.find("lora_up") != std::string::npos) moved += v.abs().sum().item<double>();
   }
   EXPECT_GT(moved, 0.0);
+  // Resuming that folder on the other backbone is refused by name, before any step runs.
+  auto rx = ro;
+  rx.net = tiny_x4plus_options();
+  rx.base_weights = dir + "/rrdb.safetensors";
+  save_safetensors(rx.base_weights, random_base(rx.net), {{"arch", "RRDBNet"}, {"version", "1"}});
+  try {
+    train_restorer(rx);
+    ADD_FAILURE() << "an x4plus run resumed from general-x4v3 checkpoints";
+  } catch (const ArgumentError& e) {
+    EXPECT_NE(std::string(e.what()).find("restorer.safetensors"), std::string::npos) << e.what();
+  }
+  // A fresh x4plus run trains (a step each for the conditioned model and the twin).
+  rx.common.out_dir = dir + "/out_x4plus";
+  rx.fadex_weights = o.common.out_dir + "/fadex.safetensors";
+  rx.common.max_steps = 1;
+  r = train_restorer(rx);
+  EXPECT_EQ(r.steps, 1);
+  EXPECT_EQ(restorer_backbone(rx.common.out_dir + "/restorer_blind.safetensors"), RealEsrganModel::kX4Plus);
   f2s_test::remove_tree(dir);
 }

@@ -17,8 +17,9 @@ namespace face2scene {
 struct OracleModelPaths {
   std::string fadex, restorer, restorer_blind, base;
   // fadex.safetensors, scene_restorer.safetensors, scene_restorer_blind.safetensors in `dir`
-  // (default: $F2S_MODELS, else ./weights, else <cache>/weights); base = the Real-ESRGAN
-  // general-x4v3 weights from the cache. Throws IoError naming what is missing and how to get it.
+  // (default: $F2S_MODELS, else ./weights, else <cache>/weights). Throws IoError naming what is
+  // missing and how to get it. base: empty = the Real-ESRGAN weights of each restorer file's
+  // backbone (general-x4v3 or x4plus) from the cache, checked when the file is loaded.
   static OracleModelPaths locate(const std::string& dir = "");
 };
 
@@ -45,6 +46,7 @@ class OracleRestorer {
   torch::Tensor restore(const torch::Tensor& lq, const torch::Tensor& tokens, int scale) const;
   Image restore(const Image& lq, const torch::Tensor& tokens, int scale) const;
   bool blind_model() const { return blind_; }
+  RealEsrganModel backbone() const { return net_->options.backbone; }
   int64_t face_size() const;
 
  private:

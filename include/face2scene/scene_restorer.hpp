@@ -1,9 +1,13 @@
-// The degradation-conditioned scene restorer: Real-ESRGAN's SRVGGNetCompact (realesr-general-x4v3)
-// kept frozen as the pretrained prior, plus what face2scene trains and ships:
-//   - LoRA (rank r) on every body convolution after the first, each rank component gated by the
-//     tokens (gate = 1 + Linear(mean token)), so the code can steer the whole correction,
-//   - a conditioning adapter after every k-th body convolution: cross-attention of the feature
-//     map over MapNet's 21 tokens, then a FiLM scale/shift from their mean,
+// The degradation-conditioned scene restorer: a Real-ESRGAN network kept frozen as the pretrained
+// prior (the backbone: SRVGGNetCompact realesr-general-x4v3 for speed, or RRDBNet x4plus for
+// quality), plus what face2scene trains and ships:
+//   - LoRA (rank r), each rank component gated by the tokens (gate = 1 + Linear(mean token)), so
+//     the code can steer the whole correction. general-x4v3: every body convolution after the
+//     first. x4plus: the last convolution of every residual dense block, conv_body, the two
+//     upsampling convolutions and conv_hr.
+//   - a conditioning adapter (cross-attention of the feature map over MapNet's 21 tokens, then a
+//     FiLM scale/shift from their mean) after every k-th body convolution (general-x4v3) or every
+//     k-th RRDB block plus one after the body (x4plus),
 //   - a pixel-unshuffle stem for ×1 restoration (as Real-ESRGAN's ×1/×2 models do).
 // Adapters and LoRA "up" layers start at zero, so an untrained restorer is exactly the base model.
 #pragma once
@@ -20,10 +24,15 @@
 namespace face2scene {
 
 struct SceneRestorerOptions {
-  int num_feat = 64;        // base model width (general-x4v3: 64)
-  int num_conv = 32;        // base model body convolutions (general-x4v3: 32)
+  RealEsrganModel backbone = RealEsrganModel::kGeneralX4V3;
+  int num_feat = 64;        // base model width (both Real-ESRGAN models: 64)
+  int num_conv = 32;        // general-x4v3: body convolutions (32)
+  int num_block = 23;       // x4plus: RRDB blocks (23)
+  int num_grow_ch = 32;     // x4plus: dense-block growth channels (32)
   int64_t token_dim = 256;  // MapNet token width
-  int adapter_every = 4;    // one conditioning adapter after every 4th body conv -> 8 adapters
+  // general-x4v3: an adapter after every 4th body conv -> 8 adapters. x4plus (use 3): after every
+  // 3rd RRDB block and one after the body -> 8 adapters.
+  int adapter_every = 4;
   int64_t heads = 4;        // cross-attention heads
   int64_t lora_rank = 8;
 };
@@ -44,7 +53,7 @@ struct SceneRestorerImpl : torch::nn::Module {
   // x: [B,3,H,W] in [0,1]; tokens: [B,T,token_dim]. scale 4 -> [B,3,4H,4W]; scale 1 -> [B,3,H,W]
   // (H and W multiples of 4 for scale 1). Output is not clamped (training sees the raw values).
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& tokens, int scale = 4);
-  // Copies the Real-ESRGAN general-x4v3 weights into `base` and re-initialises the ×1 stem from
+  // Copies the backbone's Real-ESRGAN weights into the base and re-initialises the ×1 stem from
   // its first convolution; freezes the base.
   void load_base(const TensorMap& srvgg_weights, const std::string& source);
   // Only what training changes (LoRA, adapters, ×1 stem): what we ship. The base stays out.
@@ -54,16 +63,31 @@ struct SceneRestorerImpl : torch::nn::Module {
   void load_trainable_state(const TensorMap& tensors, const std::string& source, bool fill_missing_gates = false);
   std::vector<torch::Tensor> trainable_parameters();
 
+  // The frozen base (registered as "base"): the parameters of one of these two.
+  std::vector<torch::Tensor> base_parameters() const;
+
   SceneRestorerOptions options;
-  SRVGGNetCompact base{nullptr};
+  SRVGGNetCompact base{nullptr};  // general-x4v3 backbone, else null
+  RRDBNet rrdb{nullptr};          // x4plus backbone, else null
   torch::nn::ModuleList lora_down{nullptr}, lora_up{nullptr}, lora_gate{nullptr}, adapters{nullptr};
   torch::nn::Conv2d stem_x1{nullptr};
 
  private:
-  // Typed views of the base's layers (registered once, inside `base`), so forward never looks
+  void build_srvgg();
+  void build_rrdb();  // scene_restorer_x4plus.cpp
+  // One gated LoRA branch per adapted convolution, in forward order.
+  void add_lora(int64_t in_channels, int64_t out_channels);
+  // base_out + up(down(in) · gate_k): the k-th adapted convolution's output.
+  torch::Tensor lora(size_t k, const torch::Tensor& in, const torch::Tensor& base_out, const torch::Tensor& mean_token);
+  torch::Tensor forward_srvgg(const torch::Tensor& x, const torch::Tensor& tokens, int scale);
+  torch::Tensor forward_rrdb(const torch::Tensor& x, const torch::Tensor& tokens, int scale);  // scene_restorer_x4plus.cpp
+  torch::nn::Conv2d first_conv() const;  // the base's first convolution (the ×1 stem copies it)
+
+  // Typed views of the base's layers (registered once, inside the base), so forward never looks
   // modules up by name or casts them.
   std::vector<torch::nn::Conv2d> convs_;
   std::vector<torch::nn::PReLU> prelus_;
+  std::vector<ResidualDenseBlock> rdbs_;
   std::vector<torch::nn::Conv2d> downs_, ups_;
   std::vector<torch::nn::Linear> gates_;
   std::vector<CondAdapter> adapter_list_;
@@ -71,7 +95,7 @@ struct SceneRestorerImpl : torch::nn::Module {
 TORCH_MODULE(SceneRestorer);
 
 // A restorer file holds the trainable part ("restorer.*") and its MapNet ("mapnet.*"), never the
-// base; options go in the metadata. `blind` marks the null-token-only baseline.
+// base; options and the backbone go in the metadata. `blind` marks the null-token-only baseline.
 void save_restorer(const std::string& path, SceneRestorer& net, MapNet& mapnet, bool blind,
                    torch::Dtype dtype = torch::kFloat32);
 struct LoadedRestorer {
@@ -79,8 +103,10 @@ struct LoadedRestorer {
   MapNet mapnet{nullptr};
   bool blind = false;
 };
-// Builds both modules from the metadata, loads the base from `base_weights` (general-x4v3
-// safetensors), then the file strictly.
+// The backbone a restorer file was trained on (files without the key predate x4plus: general-x4v3).
+RealEsrganModel restorer_backbone(const std::string& path);
+// Builds both modules from the metadata, loads the base from `base_weights` (the backbone's
+// Real-ESRGAN safetensors; empty = realesrgan_weights_path(backbone)), then the file strictly.
 LoadedRestorer load_restorer(const std::string& path, const std::string& base_weights,
                              const torch::Device& device = torch::kCPU, bool fill_missing_gates = false);
 

@@ -112,7 +112,7 @@ struct RestorerTrainOptions {
   SceneRestorerOptions net;
   MapNetOptions mapnet;
   std::string fadex_weights;  // trained FaDeX (frozen here)
-  std::string base_weights;   // Real-ESRGAN general-x4v3 safetensors (from the weights cache)
+  std::string base_weights;   // the backbone's Real-ESRGAN safetensors (net.backbone; from the weights cache)
   std::string lpips_weights;  // folder for metrics::Lpips
   int batch = 16;
   int64_t crop = 256;          // HR scene crop
@@ -123,6 +123,7 @@ struct RestorerTrainOptions {
   // through a ParamEncoder instead of FaDeX, on the same batches. It starts from the conditioned
   // restorer's file when there is one (so it costs a short fine-tune, not a full training).
   bool param_oracle = false;
+  bool amp = false;  // bf16 autocast for the students' forward passes (CUDA, LibTorch >= 2.4)
 };
 
 struct TrainReport {

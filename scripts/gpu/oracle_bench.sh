@@ -4,19 +4,22 @@
 # exported here by `bench_oracle --export-set .cache/oracle_set`, with the weights in weights/.
 # Carry: .deps, .cache/gpu_weights (general-x4v3 + LPIPS), .cache/oracle_set. Results under $OUT.
 # Env: MODELS (default weights), PARAM_MODELS (folder with restorer_params + param_encoder from
-# `train restorer --param-oracle`: adds the true-parameter upper bound), ABLATION_ONLY=1.
+# `train restorer --param-oracle`: adds the true-parameter upper bound), ABLATION_ONLY=1,
+# W (weights folder: Real-ESRGAN base + LPIPS, default .cache/gpu_weights; x4plus restorers need
+# realesrgan-x4plus.safetensors there, e.g. W=.cache/gpu_x4).
 set -euo pipefail
 : "${OUT:?OUT must name the output folder}"
 cd "$(dirname "$0")/../.."
 TARGETS="face2scene bench_oracle" bash scripts/gpu-build.sh build-gpu | tail -3
-export F2S_WEIGHTS_DIR=.cache/gpu_weights
+W=${W:-.cache/gpu_weights}
+export F2S_WEIGHTS_DIR=$W
 B=build-gpu/bin/bench_oracle
 R=out/oracle_bench
 mkdir -p "$R" "$OUT"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 echo "== ablation (cuda, fp32) =="
 M=${MODELS:-weights}
-$B --ablation --device cuda --set .cache/oracle_set --models "$M" --lpips-weights .cache/gpu_weights --out "$R" \
+$B --ablation --device cuda --set .cache/oracle_set --models "$M" --lpips-weights "$W" --out "$R" \
   ${PARAM_MODELS:+--param-models "$PARAM_MODELS"} 2>&1 | grep -v "^ablation:" | tail -70
 if [ "${ABLATION_ONLY:-0}" = 1 ]; then tar -C "$R" -czf "$OUT/oracle_bench.tgz" .; exit 0; fi
 echo "== FaDeX analysis =="
@@ -26,6 +29,6 @@ for dt in bf16 fp16 fp32; do $B --speed --device cuda --dtype "$dt" --models "$M
 echo "== upscale stage timings (general-x4v3, 6 crops 256² -> 1024², cuda fp16) =="
 mkdir -p /tmp/up_in && cp .cache/oracle_set/scenes/00[0-5]_* /tmp/up_in/
 /usr/bin/time -f "%e s wall" build-gpu/bin/face2scene -v upscale /tmp/up_in -o /tmp/up_out --model general-x4v3 --device cuda \
-  --weights .cache/gpu_weights/realesr-general-x4v3.safetensors 2>&1 | grep -E "stages|wall"
+  --weights "$W/realesr-general-x4v3.safetensors" 2>&1 | grep -E "stages|wall"
 tar -C "$R" -czf "$OUT/oracle_bench.tgz" .
 ls -la "$OUT"

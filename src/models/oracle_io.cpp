@@ -81,12 +81,14 @@ FaDeX load_fadex(const std::string& path, const torch::Device& device) {
 void save_restorer(const std::string& path, SceneRestorer& net, MapNet& mapnet, bool blind, torch::Dtype dtype) {
   const auto& o = net->options;
   const auto& m = mapnet->options;
+  const bool x4plus = o.backbone == RealEsrganModel::kX4Plus;
   Metadata meta{{"arch", kRestorerArch},
                 {"version", kVersion},
-                {"base", "realesr-general-x4v3 (SRVGGNetCompact), not included"},
+                {"backbone", model_name(o.backbone)},
+                {"base", weights_filename(o.backbone) + " (" + model_arch(o.backbone) + "), not included"},
                 {"blind", blind ? "1" : "0"},
                 {"num_feat", std::to_string(o.num_feat)},
-                {"num_conv", std::to_string(o.num_conv)},
+                {x4plus ? "num_block" : "num_conv", std::to_string(x4plus ? o.num_block : o.num_conv)},
                 {"token_dim", std::to_string(o.token_dim)},
                 {"adapter_every", std::to_string(o.adapter_every)},
                 {"heads", std::to_string(o.heads)},
@@ -94,9 +96,28 @@ void save_restorer(const std::string& path, SceneRestorer& net, MapNet& mapnet, 
                 {"code_dim", std::to_string(m.code_dim)},
                 {"embed_dim", std::to_string(m.embed_dim)},
                 {"mapnet_heads", std::to_string(m.heads)}};
+  if (x4plus) meta["num_grow_ch"] = std::to_string(o.num_grow_ch);
   TensorMap t = with_prefix(net->trainable_state(), "restorer.", dtype);
   for (auto& [k, v] : with_prefix(state_dict(*mapnet), "mapnet.", dtype)) t[k] = v;
   save_safetensors(path, t, meta);
+}
+
+namespace {
+RealEsrganModel backbone_of(const SafeTensors& st, const std::string& path) {
+  auto it = st.metadata.find("backbone");
+  if (it == st.metadata.end()) return RealEsrganModel::kGeneralX4V3;  // files from before x4plus
+  try {
+    return parse_realesrgan_model(it->second);
+  } catch (const Error&) {
+    throw FormatError(path + ": unknown backbone '" + it->second + "' in the metadata");
+  }
+}
+}  // namespace
+
+RealEsrganModel restorer_backbone(const std::string& path) {
+  const SafeTensors st = load_safetensors(path);
+  check_arch(st, kRestorerArch, path);
+  return backbone_of(st, path);
 }
 
 LoadedRestorer load_restorer(const std::string& path, const std::string& base_weights, const torch::Device& device,
@@ -104,8 +125,14 @@ LoadedRestorer load_restorer(const std::string& path, const std::string& base_we
   const SafeTensors st = load_safetensors(path);
   check_arch(st, kRestorerArch, path);
   SceneRestorerOptions o;
+  o.backbone = backbone_of(st, path);
   o.num_feat = int(meta_int(st.metadata, "num_feat", path));
-  o.num_conv = int(meta_int(st.metadata, "num_conv", path));
+  if (o.backbone == RealEsrganModel::kX4Plus) {
+    o.num_block = int(meta_int(st.metadata, "num_block", path));
+    o.num_grow_ch = int(meta_int(st.metadata, "num_grow_ch", path));
+  } else {
+    o.num_conv = int(meta_int(st.metadata, "num_conv", path));
+  }
   o.token_dim = meta_int(st.metadata, "token_dim", path);
   o.adapter_every = int(meta_int(st.metadata, "adapter_every", path));
   o.heads = meta_int(st.metadata, "heads", path);
@@ -118,9 +145,14 @@ LoadedRestorer load_restorer(const std::string& path, const std::string& base_we
   LoadedRestorer r;
   r.net = SceneRestorer(o);
   r.mapnet = MapNet(mo);
-  const SafeTensors base = load_safetensors(base_weights);
-  check_arch(base, "SRVGGNetCompact", base_weights);
-  r.net->load_base(base.tensors, base_weights);
+  const std::string base_path = base_weights.empty() ? realesrgan_weights_path(o.backbone) : base_weights;
+  if (!file_exists(base_path)) {
+    throw IoError(base_path + " not found (the " + model_name(o.backbone) + " base of " + path +
+                  "): run scripts/install_models.sh");
+  }
+  const SafeTensors base = load_safetensors(base_path);
+  check_arch(base, model_arch(o.backbone), base_path);
+  r.net->load_base(base.tensors, base_path);
   for (const auto& [k, v] : st.tensors) {
     if (k.rfind("restorer.", 0) != 0 && k.rfind("mapnet.", 0) != 0) {
       throw FormatError(path + ": unexpected tensor '" + k + "' (expected restorer.* or mapnet.*)");

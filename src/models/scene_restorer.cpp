@@ -34,7 +34,46 @@ torch::Tensor CondAdapterImpl::forward(const torch::Tensor& x, const torch::Tens
 }
 
 SceneRestorerImpl::SceneRestorerImpl(const SceneRestorerOptions& o) : options(o) {
-  if (o.adapter_every < 1 || o.num_conv % o.adapter_every != 0) {
+  if (o.adapter_every < 1) throw ArgumentError("SceneRestorer: adapter_every must be >= 1");
+  lora_down = register_module("lora_down", nn::ModuleList());
+  lora_up = register_module("lora_up", nn::ModuleList());
+  lora_gate = register_module("lora_gate", nn::ModuleList());
+  adapters = register_module("adapters", nn::ModuleList());
+  if (o.backbone == RealEsrganModel::kX4Plus) {
+    build_rrdb();
+  } else {
+    build_srvgg();
+  }
+  stem_x1 = register_module("stem_x1", nn::Conv2d(nn::Conv2dOptions(3 * 16, o.num_feat, 3).padding(1)));
+}
+
+void SceneRestorerImpl::add_lora(int64_t in_channels, int64_t out_channels) {
+  const auto& o = options;
+  nn::Conv2d d(nn::Conv2dOptions(in_channels, o.lora_rank, 3).padding(1).bias(false));
+  nn::Conv2d u(nn::Conv2dOptions(o.lora_rank, out_channels, 1).bias(false));
+  nn::Linear g(o.token_dim, o.lora_rank);
+  torch::NoGradGuard ng;
+  u->weight.zero_();
+  d->weight.mul_(0.5);
+  g->weight.zero_();
+  g->bias.zero_();
+  lora_down->push_back(d);
+  lora_up->push_back(u);
+  lora_gate->push_back(g);
+  downs_.push_back(d);
+  ups_.push_back(u);
+  gates_.push_back(g);
+}
+
+torch::Tensor SceneRestorerImpl::lora(size_t k, const torch::Tensor& in, const torch::Tensor& base_out,
+                                      const torch::Tensor& mean_token) {
+  auto gate = 1 + gates_[k]->forward(mean_token).view({in.size(0), options.lora_rank, 1, 1});
+  return base_out + ups_[k]->forward(downs_[k]->forward(in) * gate);
+}
+
+void SceneRestorerImpl::build_srvgg() {
+  const auto& o = options;
+  if (o.num_conv % o.adapter_every != 0) {
     throw ArgumentError("SceneRestorer: num_conv must be a multiple of adapter_every");
   }
   SRVGGNetCompactOptions bo;
@@ -48,50 +87,39 @@ SceneRestorerImpl::SceneRestorerImpl(const SceneRestorerOptions& o) : options(o)
       prelus_.emplace_back(p);
     }
   }
-  lora_down = register_module("lora_down", nn::ModuleList());
-  lora_up = register_module("lora_up", nn::ModuleList());
-  lora_gate = register_module("lora_gate", nn::ModuleList());
-  for (size_t i = 1; i < convs_.size(); ++i) {
-    const int64_t out = convs_[i]->options.out_channels();
-    nn::Conv2d d(nn::Conv2dOptions(o.num_feat, o.lora_rank, 3).padding(1).bias(false));
-    nn::Conv2d u(nn::Conv2dOptions(o.lora_rank, out, 1).bias(false));
-    torch::NoGradGuard ng;
-    u->weight.zero_();
-    d->weight.mul_(0.5);
-    nn::Linear g(o.token_dim, o.lora_rank);
-    g->weight.zero_();
-    g->bias.zero_();
-    lora_down->push_back(d);
-    lora_up->push_back(u);
-    lora_gate->push_back(g);
-    downs_.push_back(d);
-    ups_.push_back(u);
-    gates_.push_back(g);
-  }
-  adapters = register_module("adapters", nn::ModuleList());
+  for (size_t i = 1; i < convs_.size(); ++i) add_lora(o.num_feat, convs_[i]->options.out_channels());
   for (int i = 0; i < o.num_conv / o.adapter_every; ++i) {
     CondAdapter a(o.num_feat, o.token_dim, o.heads);
     adapters->push_back(a);
     adapter_list_.push_back(a);
   }
-  stem_x1 = register_module("stem_x1", nn::Conv2d(nn::Conv2dOptions(3 * 16, o.num_feat, 3).padding(1)));
+}
+
+nn::Conv2d SceneRestorerImpl::first_conv() const { return rrdb ? rrdb->conv_first : convs_[0]; }
+
+std::vector<torch::Tensor> SceneRestorerImpl::base_parameters() const {
+  return rrdb ? rrdb->parameters() : base->parameters();
 }
 
 void SceneRestorerImpl::load_base(const TensorMap& w, const std::string& source) {
-  load_state_dict_strict(*base, w, source);
+  if (rrdb) {
+    load_state_dict_strict(*rrdb, w, source);
+  } else {
+    load_state_dict_strict(*base, w, source);
+  }
   torch::NoGradGuard ng;
   // pixel_unshuffle(4) puts channel c's 4x4 block at channels 16c..16c+15: spreading the base's
   // first-conv weights over them makes the ×1 path start as "box-downsample ×4, then the base".
-  auto w0 = convs_[0]->weight;  // [F,3,3,3]
-  stem_x1->weight.copy_(w0.repeat_interleave(16, 1) / 16.0);
-  stem_x1->bias.copy_(convs_[0]->bias);
-  for (auto& p : base->parameters()) p.set_requires_grad(false);
+  const auto first = first_conv();
+  stem_x1->weight.copy_(first->weight.repeat_interleave(16, 1) / 16.0);  // [F,3,3,3] -> [F,48,3,3]
+  stem_x1->bias.copy_(first->bias);
+  for (auto& p : base_parameters()) p.set_requires_grad(false);
 }
 
 std::vector<torch::Tensor> SceneRestorerImpl::trainable_parameters() {
   std::vector<torch::Tensor> out;
   for (auto& kv : named_parameters()) {
-    if (kv.key().rfind("base.", 0) != 0) out.push_back(kv.value());
+    if (kv.key().rfind("base.", 0) != 0) out.push_back(kv.value());  // both backbones register as "base"
   }
   return out;
 }
@@ -129,25 +157,28 @@ torch::Tensor SceneRestorerImpl::forward(const torch::Tensor& x, const torch::Te
     throw ArgumentError("SceneRestorer: tokens must be [B,T," + std::to_string(options.token_dim) + "], got " +
                         c10::str(tokens.sizes()));
   }
+  if (scale != 4 && scale != 1) throw ArgumentError("SceneRestorer: scale must be 4 or 1, got " + std::to_string(scale));
+  if (scale == 1 && (x.size(2) % 4 || x.size(3) % 4)) {
+    throw ArgumentError("SceneRestorer: ×1 needs sides that are multiples of 4");
+  }
+  return rrdb ? forward_rrdb(x, tokens, scale) : forward_srvgg(x, tokens, scale);
+}
+
+torch::Tensor SceneRestorerImpl::forward_srvgg(const torch::Tensor& x, const torch::Tensor& tokens, int scale) {
   torch::Tensor h, skip;
   if (scale == 4) {
     h = convs_[0](x);
     skip = F::interpolate(x, F::InterpolateFuncOptions().scale_factor(std::vector<double>{4.0, 4.0}).mode(torch::kNearest));
-  } else if (scale == 1) {
-    if (x.size(2) % 4 || x.size(3) % 4) throw ArgumentError("SceneRestorer: ×1 needs sides that are multiples of 4");
+  } else {
     h = stem_x1(torch::pixel_unshuffle(x, 4));
     auto low = F::avg_pool2d(x, F::AvgPool2dFuncOptions(4));
     skip = F::interpolate(low, F::InterpolateFuncOptions().scale_factor(std::vector<double>{4.0, 4.0}).mode(torch::kNearest));
-  } else {
-    throw ArgumentError("SceneRestorer: scale must be 4 or 1, got " + std::to_string(scale));
   }
   h = prelus_[0](h);
   const auto mean_token = tokens.mean(1);
-  const int64_t b = x.size(0), r = options.lora_rank;
   const size_t n = convs_.size();
   for (size_t i = 1; i < n; ++i) {
-    auto gate = 1 + gates_[i - 1](mean_token).view({b, r, 1, 1});
-    h = convs_[i](h) + ups_[i - 1](downs_[i - 1](h) * gate);
+    h = lora(i - 1, h, convs_[i](h), mean_token);
     if (i + 1 < n) {
       h = prelus_[i](h);
       if (i % size_t(options.adapter_every) == 0) h = adapter_list_[i / options.adapter_every - 1](h, tokens);

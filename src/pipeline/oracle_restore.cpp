@@ -36,8 +36,6 @@ OracleModelPaths OracleModelPaths::locate(const std::string& dir_in) {
     throw IoError("oracle models (fadex.safetensors, scene_restorer.safetensors) not found in " + tried +
                   "; pass --models DIR (the repository's weights/ folder)");
   }
-  p.base = realesrgan_weights_path(RealEsrganModel::kGeneralX4V3);
-  if (!file_exists(p.base)) throw IoError(p.base + " not found: run scripts/install_models.sh");
   return p;
 }
 

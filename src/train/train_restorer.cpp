@@ -33,6 +33,10 @@ void init_student(Student& s, const RestorerTrainOptions& o, const SafeTensors& 
   // to use a code); only its code source changes.
   const std::string init = s.params && !file_exists(s.weights) ? c.out_dir + "/" + kRestorerFile : s.weights;
   if (file_exists(init)) {
+    if (restorer_backbone(init) != o.net.backbone) {
+      throw ArgumentError(init + ": was trained on the " + model_name(restorer_backbone(init)) + " backbone, not " +
+                          model_name(o.net.backbone) + " (use another --out or --backbone)");
+    }
     auto loaded = load_restorer(init, o.base_weights, c.device, /*fill_missing_gates=*/true);
     s.net = loaded.net;
     s.mapnet = loaded.mapnet;
@@ -79,7 +83,7 @@ TrainReport train_restorer(const RestorerTrainOptions& o) {
   for (auto& p : fadex->parameters()) p.set_requires_grad(false);
   const metrics::Lpips lpips(o.lpips_weights, c.device);
   const SafeTensors base = load_safetensors(o.base_weights);
-  check_arch(base, "SRVGGNetCompact", o.base_weights);
+  check_arch(base, model_arch(o.net.backbone), o.base_weights);
 
   std::vector<Student> students(1);
   students[0].name = "restorer";
@@ -124,18 +128,23 @@ TrainReport train_restorer(const RestorerTrainOptions& o) {
     }
     std::vector<double> values;
     for (auto& s : students) {
-      torch::Tensor tokens;
-      if (s.blind) {
-        tokens = s.mapnet->null_tokens(b);
-      } else {
-        tokens = s.mapnet->forward(s.params ? s.penc->forward(true_params) : code_map);
-        auto drop = torch::rand({b, 1, 1}, gen).lt(o.null_token_prob).to(c.device);
-        tokens = torch::where(drop, s.mapnet->null_tokens(b), tokens);
+      torch::Tensor loss, l1, lp;
+      {
+        // The forward pass (bf16 with --amp); backward runs outside, as with torch.autocast.
+        AutocastScope amp(o.amp, c.device);
+        torch::Tensor tokens;
+        if (s.blind) {
+          tokens = s.mapnet->null_tokens(b);
+        } else {
+          tokens = s.mapnet->forward(s.params ? s.penc->forward(true_params) : code_map);
+          auto drop = torch::rand({b, 1, 1}, gen).lt(o.null_token_prob).to(c.device);
+          tokens = torch::where(drop, s.mapnet->null_tokens(b), tokens);
+        }
+        auto pred = s.net->forward(scene_lq, tokens, scale).to(torch::kFloat32);
+        l1 = (pred - scene_hq).abs().mean();
+        lp = lpips.distance(pred.clamp(0, 1), scene_hq).mean().to(torch::kFloat32);
+        loss = l1 + o.lpips_weight * lp;
       }
-      auto pred = s.net->forward(scene_lq, tokens, scale);
-      auto l1 = (pred - scene_hq).abs().mean();
-      auto lp = lpips.distance(pred.clamp(0, 1), scene_hq).mean();
-      auto loss = l1 + o.lpips_weight * lp;
       s.opt->zero_grad();
       loss.backward();
       s.opt->step();

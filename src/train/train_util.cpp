@@ -4,8 +4,35 @@
 #include <fstream>
 
 #include "face2scene/core.hpp"
+#include "face2scene/tensor.hpp"
+
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#include <ATen/autocast_mode.h>
+#define F2S_HAS_DEVICE_AUTOCAST 1
+#endif
 
 namespace face2scene {
+
+AutocastScope::AutocastScope(bool enabled, const torch::Device& device) : enabled_(enabled) {
+  if (!enabled_) return;
+  if (!device.is_cuda()) throw ArgumentError("--amp (bf16 autocast) needs a CUDA device");
+#ifdef F2S_HAS_DEVICE_AUTOCAST
+  at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+  at::autocast::set_autocast_enabled(at::kCUDA, true);
+  at::autocast::increment_nesting();
+#else
+  throw ArgumentError("--amp (bf16 autocast) needs LibTorch >= 2.4; this build has " + torch_version_string());
+#endif
+}
+
+AutocastScope::~AutocastScope() {
+#ifdef F2S_HAS_DEVICE_AUTOCAST
+  if (!enabled_) return;
+  // As torch.autocast's __exit__: the weight casts cached for this step are dropped.
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  at::autocast::set_autocast_enabled(at::kCUDA, false);
+#endif
+}
 
 TrainLoop::TrainLoop(const TrainCommon& c, std::string name, std::vector<std::string> columns)
     : common_(c), name_(std::move(name)), columns_(std::move(columns)), sums_(columns_.size(), 0.0) {

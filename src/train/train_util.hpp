@@ -6,9 +6,26 @@
 #include <string>
 #include <vector>
 
+#include <torch/torch.h>
+
 #include "face2scene/train.hpp"
 
 namespace face2scene {
+
+// bf16 autocast on CUDA while in scope (what torch.autocast("cuda", torch.bfloat16) does):
+// convolutions and matmuls run in bf16, reductions and norms stay fp32, parameters stay fp32.
+// `enabled` false: does nothing. Needs LibTorch >= 2.4 (its device-type autocast API); elsewhere,
+// or on a non-CUDA device, it throws ArgumentError instead of silently training in fp32.
+class AutocastScope {
+ public:
+  AutocastScope(bool enabled, const torch::Device& device);
+  ~AutocastScope();
+  AutocastScope(const AutocastScope&) = delete;
+  AutocastScope& operator=(const AutocastScope&) = delete;
+
+ private:
+  bool enabled_ = false;
+};
 
 class TrainLoop {
  public:

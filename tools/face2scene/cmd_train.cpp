@@ -27,6 +27,8 @@ struct TrainArgs {
   double lpips_weight = 0.2;
   bool no_blind = false;
   bool param_oracle = false;
+  std::string backbone = "general-x4v3";
+  bool amp = false;
 };
 
 void add_common(CLI::App* sub, TrainArgs& a) {
@@ -86,7 +88,10 @@ Command setup_train(CLI::App& app, GlobalOptions&) {
   auto* rest = sub->add_subcommand("restorer", "Conditioned restorer and its blind twin on the same batches");
   add_common(rest, *a);
   rest->add_option("--fadex", a->fadex, "Trained FaDeX (default: <out>/fadex.safetensors)");
-  rest->add_option("--base", a->base, "Real-ESRGAN general-x4v3 safetensors (default: the weights cache)");
+  rest->add_option("--backbone", a->backbone,
+                   "Frozen Real-ESRGAN prior: general-x4v3 (fast, SRVGGNetCompact) or x4plus (quality, RRDBNet)");
+  rest->add_option("--base", a->base, "The backbone's Real-ESRGAN safetensors (default: the weights cache)");
+  rest->add_flag("--amp", a->amp, "bf16 autocast for the forward passes (CUDA; LibTorch >= 2.4)");
   rest->add_option("--lpips-weights", a->lpips, "LPIPS weights folder (as for `metrics`)");
   rest->add_option("--batch", a->batch, "Samples per batch");
   rest->add_option("--crop", a->crop, "HR scene crop side");
@@ -100,7 +105,8 @@ Command setup_train(CLI::App& app, GlobalOptions&) {
       "GPU runs: scripts/gpu/train.sh. Losses go to <out>/*_loss.csv; rerunning resumes.\n"
       "Examples:\n"
       "  face2scene train fadex --device cuda --max-minutes 3\n"
-      "  face2scene train restorer --device cuda --max-minutes 6");
+      "  face2scene train restorer --device cuda --max-minutes 6\n"
+      "  face2scene train restorer --device cuda --backbone x4plus --amp --batch 32 -o out/train_x4plus");
   return {sub, [a, fadex, rest]() {
             TrainCommon c = make_common(*a);
             if (fadex->parsed()) {
@@ -112,7 +118,9 @@ Command setup_train(CLI::App& app, GlobalOptions&) {
               RestorerTrainOptions o;
               o.common = c;
               o.fadex_weights = a->fadex.empty() ? c.out_dir + "/" + kFaDeXFile : a->fadex;
-              o.base_weights = a->base.empty() ? realesrgan_weights_path(RealEsrganModel::kGeneralX4V3) : a->base;
+              o.net.backbone = parse_realesrgan_model(a->backbone);
+              if (o.net.backbone == RealEsrganModel::kX4Plus) o.net.adapter_every = 3;  // 7 + 1 adapters
+              o.base_weights = a->base.empty() ? realesrgan_weights_path(o.net.backbone) : a->base;
               for (const auto& f : {o.fadex_weights, o.base_weights}) {
                 if (!file_exists(f)) throw IoError(f + ": not found (train fadex first / run scripts/install_models.sh)");
               }
@@ -122,6 +130,7 @@ Command setup_train(CLI::App& app, GlobalOptions&) {
               o.lpips_weight = a->lpips_weight;
               o.train_blind = !a->no_blind;
               o.param_oracle = a->param_oracle;
+              o.amp = a->amp;
               print_report("train restorer", train_restorer(o), c.out_dir);
             }
           }};
