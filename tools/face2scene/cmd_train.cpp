@@ -89,7 +89,17 @@ Command setup_train(CLI::App& app, GlobalOptions&) {
   add_common(rest, *a);
   rest->add_option("--fadex", a->fadex, "Trained FaDeX (default: <out>/fadex.safetensors)");
   rest->add_option("--backbone", a->backbone,
-                   "Frozen Real-ESRGAN prior: general-x4v3 (fast, SRVGGNetCompact) or x4plus (quality, RRDBNet)");
+                   "Frozen Real-ESRGAN prior: general-x4v3 (fast, SRVGGNetCompact) or x4plus (quality, RRDBNet)")
+      ->check(CLI::Validator(
+          [](std::string& name) -> std::string {
+            try {  // checked while parsing, before any file is looked for
+              parse_realesrgan_model(name);
+              return "";
+            } catch (const std::exception& e) {
+              return e.what();
+            }
+          },
+          "general-x4v3|x4plus"));
   rest->add_option("--base", a->base, "The backbone's Real-ESRGAN safetensors (default: the weights cache)");
   rest->add_flag("--amp", a->amp, "bf16 autocast for the forward passes (CUDA; LibTorch >= 2.4)");
   rest->add_option("--lpips-weights", a->lpips, "LPIPS weights folder (as for `metrics`)");
