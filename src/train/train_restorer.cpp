@@ -33,8 +33,9 @@ void init_student(Student& s, const RestorerTrainOptions& o, const SafeTensors& 
   // to use a code); only its code source changes.
   const std::string init = s.params && !file_exists(s.weights) ? c.out_dir + "/" + kRestorerFile : s.weights;
   if (file_exists(init)) {
-    if (restorer_backbone(init) != o.net.backbone) {
-      throw ArgumentError(init + ": was trained on the " + model_name(restorer_backbone(init)) + " backbone, not " +
+    const RealEsrganModel trained_on = restorer_backbone(init);
+    if (trained_on != o.net.backbone) {
+      throw ArgumentError(init + ": was trained on the " + model_name(trained_on) + " backbone, not " +
                           model_name(o.net.backbone) + " (use another --out or --backbone)");
     }
     auto loaded = load_restorer(init, o.base_weights, c.device, /*fill_missing_gates=*/true);
