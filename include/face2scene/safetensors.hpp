@@ -39,5 +39,7 @@ void load_state_dict_strict(torch::nn::Module& module, const TensorMap& tensors,
 TensorMap state_dict(const torch::nn::Module& module);
 // Checks metadata["arch"] == arch (and version when given), naming the file otherwise.
 void check_arch(const SafeTensors& st, const std::string& arch, const std::string& source);
+// metadata[key] as an integer; FormatError naming `source` and the key when missing or not a number.
+int64_t metadata_int(const Metadata& metadata, const std::string& key, const std::string& source);
 
 }  // namespace face2scene

@@ -182,4 +182,17 @@ void check_arch(const SafeTensors& st, const std::string& arch, const std::strin
   if (it->second != arch) throw FormatError(source + ": holds weights for '" + it->second + "', expected '" + arch + "'");
 }
 
+int64_t metadata_int(const Metadata& m, const std::string& key, const std::string& source) {
+  auto it = m.find(key);
+  if (it == m.end()) throw FormatError(source + ": metadata '" + key + "' missing");
+  try {
+    size_t used = 0;
+    const int64_t v = std::stoll(it->second, &used);
+    if (used != it->second.size()) throw std::invalid_argument("trailing characters");
+    return v;
+  } catch (const std::exception&) {
+    throw FormatError(source + ": metadata '" + key + "' is not an integer: '" + it->second + "'");
+  }
+}
+
 }  // namespace face2scene

@@ -10,16 +10,6 @@ constexpr const char* kRestorerArch = "face2scene-scene-restorer";
 constexpr const char* kParamEncoderArch = "face2scene-param-encoder";
 constexpr const char* kVersion = "1";
 
-int64_t meta_int(const Metadata& m, const std::string& key, const std::string& source) {
-  auto it = m.find(key);
-  if (it == m.end()) throw FormatError(source + ": metadata '" + key + "' missing");
-  try {
-    return std::stoll(it->second);
-  } catch (const std::exception&) {
-    throw FormatError(source + ": metadata '" + key + "' is not an integer: '" + it->second + "'");
-  }
-}
-
 // The tail of every single-network load: strict weights, then device and eval mode.
 template <typename Net>
 Net finish_load(Net net, const SafeTensors& st, const std::string& path, const torch::Device& device) {
@@ -69,12 +59,12 @@ FaDeX load_fadex(const std::string& path, const torch::Device& device) {
   const SafeTensors st = load_safetensors(path);
   check_arch(st, kFaDeXArch, path);
   FaDeXOptions o;
-  o.in_size = meta_int(st.metadata, "in_size", path);
-  o.width = meta_int(st.metadata, "width", path);
-  o.max_width = meta_int(st.metadata, "max_width", path);
-  o.code_dim = meta_int(st.metadata, "code_dim", path);
-  o.code_grid = meta_int(st.metadata, "code_grid", path);
-  o.param_dim = meta_int(st.metadata, "param_dim", path);
+  o.in_size = metadata_int(st.metadata, "in_size", path);
+  o.width = metadata_int(st.metadata, "width", path);
+  o.max_width = metadata_int(st.metadata, "max_width", path);
+  o.code_dim = metadata_int(st.metadata, "code_dim", path);
+  o.code_grid = metadata_int(st.metadata, "code_grid", path);
+  o.param_dim = metadata_int(st.metadata, "param_dim", path);
   return finish_load(FaDeX(o), st, path, device);
 }
 
@@ -126,21 +116,21 @@ LoadedRestorer load_restorer(const std::string& path, const std::string& base_we
   check_arch(st, kRestorerArch, path);
   SceneRestorerOptions o;
   o.backbone = backbone_of(st, path);
-  o.num_feat = int(meta_int(st.metadata, "num_feat", path));
+  o.num_feat = int(metadata_int(st.metadata, "num_feat", path));
   if (o.backbone == RealEsrganModel::kX4Plus) {
-    o.num_block = int(meta_int(st.metadata, "num_block", path));
-    o.num_grow_ch = int(meta_int(st.metadata, "num_grow_ch", path));
+    o.num_block = int(metadata_int(st.metadata, "num_block", path));
+    o.num_grow_ch = int(metadata_int(st.metadata, "num_grow_ch", path));
   } else {
-    o.num_conv = int(meta_int(st.metadata, "num_conv", path));
+    o.num_conv = int(metadata_int(st.metadata, "num_conv", path));
   }
-  o.token_dim = meta_int(st.metadata, "token_dim", path);
-  o.adapter_every = int(meta_int(st.metadata, "adapter_every", path));
-  o.heads = meta_int(st.metadata, "heads", path);
-  o.lora_rank = meta_int(st.metadata, "lora_rank", path);
+  o.token_dim = metadata_int(st.metadata, "token_dim", path);
+  o.adapter_every = int(metadata_int(st.metadata, "adapter_every", path));
+  o.heads = metadata_int(st.metadata, "heads", path);
+  o.lora_rank = metadata_int(st.metadata, "lora_rank", path);
   MapNetOptions mo;
-  mo.code_dim = meta_int(st.metadata, "code_dim", path);
-  mo.embed_dim = meta_int(st.metadata, "embed_dim", path);
-  mo.heads = meta_int(st.metadata, "mapnet_heads", path);
+  mo.code_dim = metadata_int(st.metadata, "code_dim", path);
+  mo.embed_dim = metadata_int(st.metadata, "embed_dim", path);
+  mo.heads = metadata_int(st.metadata, "mapnet_heads", path);
   mo.token_dim = o.token_dim;
   LoadedRestorer r;
   r.net = SceneRestorer(o);
@@ -183,10 +173,10 @@ ParamEncoder load_param_encoder(const std::string& path, const torch::Device& de
   const SafeTensors st = load_safetensors(path);
   check_arch(st, kParamEncoderArch, path);
   ParamEncoderOptions o;
-  o.param_dim = meta_int(st.metadata, "param_dim", path);
-  o.hidden = meta_int(st.metadata, "hidden", path);
-  o.code_dim = meta_int(st.metadata, "code_dim", path);
-  o.code_grid = meta_int(st.metadata, "code_grid", path);
+  o.param_dim = metadata_int(st.metadata, "param_dim", path);
+  o.hidden = metadata_int(st.metadata, "hidden", path);
+  o.code_dim = metadata_int(st.metadata, "code_dim", path);
+  o.code_grid = metadata_int(st.metadata, "code_grid", path);
   return finish_load(ParamEncoder(o), st, path, device);
 }
 

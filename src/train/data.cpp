@@ -10,6 +10,7 @@
 #include "face2scene/core.hpp"
 #include "face2scene/image.hpp"
 #include "face2scene/train.hpp"
+#include "train/train_util.hpp"
 
 namespace face2scene {
 namespace fs = std::filesystem;
@@ -30,7 +31,6 @@ std::set<std::string> read_sha256_list(const std::string& path) {
   return out;
 }
 
-namespace {
 std::vector<std::string> list_images(const std::string& dir) {
   if (!fs::is_directory(dir)) throw IoError(dir + ": training folder not found");
   std::vector<std::string> out;
@@ -84,7 +84,6 @@ std::vector<torch::Tensor> decode_all(const std::vector<std::string>& files, con
   }
   return out;
 }
-}  // namespace
 
 TrainData load_train_data(const TrainDataOptions& o, const torch::Device& device) {
   std::set<std::string> heldout;

@@ -3,14 +3,26 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include <torch/torch.h>
 
+#include "face2scene/image.hpp"
 #include "face2scene/train.hpp"
 
 namespace face2scene {
+
+// Every PNG/JPEG under `dir` (recursive), sorted; IoError when the folder is missing or has none.
+std::vector<std::string> list_images(const std::string& dir);
+// uint8 [3,H,W] from an image (grey replicated, 16-bit rounded to 8).
+torch::Tensor to_u8_chw(const Image& im);
+// Decodes files on `threads` threads (0 = hardware); refuses any file whose sha256 is in `heldout`;
+// `post` turns each uint8 [3,H,W] into what is kept. The first error is thrown after all ran.
+std::vector<torch::Tensor> decode_all(const std::vector<std::string>& files, const std::set<std::string>& heldout,
+                                      int threads, const std::function<torch::Tensor(torch::Tensor)>& post);
 
 // bf16 autocast on CUDA while in scope (what torch.autocast("cuda", torch.bfloat16) does):
 // convolutions and matmuls run in bf16, reductions and norms stay fp32, parameters stay fp32.

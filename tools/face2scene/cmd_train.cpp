@@ -6,6 +6,7 @@
 #include "face2scene/realesrgan.hpp"
 #include "face2scene/tensor.hpp"
 #include "face2scene/train.hpp"
+#include "face2scene/train_ref_fr.hpp"
 
 namespace face2scene::cli {
 namespace {
@@ -29,6 +30,12 @@ struct TrainArgs {
   bool param_oracle = false;
   std::string backbone = "general-x4v3";
   bool amp = false;
+  // ref-fr
+  std::string faces = ".cache/ref_fr", split = "bench/ref_fr_split.tsv", identity, data_root = "../shared/data";
+  double ref_lpips_weight = 1.0, identity_weight = 0.3, adv_weight = 0.02, no_ref = 0.3, ckpt_minutes = 2;
+  int64_t adv_warmup = 1500, face_size = 128;
+  int max_refs = 3;
+  bool write_split = false;
 };
 
 void add_common(CLI::App* sub, TrainArgs& a) {
@@ -110,6 +117,29 @@ Command setup_train(CLI::App& app, GlobalOptions&) {
   rest->add_flag("--param-oracle", a->param_oracle,
                  "Also train the ablation's upper bound: a restorer conditioned on the true degradation parameters\n"
                  "(restorer_params + param_encoder .safetensors; starts from restorer.safetensors when present)");
+  auto* rfr = sub->add_subcommand("ref-fr", "Ref-FR face restorer and its blind twin on the same batches");
+  add_common(rfr, *a);
+  rfr->add_option("--faces", a->faces, "Packed aligned faces, one folder per identity (train pack-ref-fr)");
+  rfr->add_option("--split", a->split, "Identity split file; test identities are refused");
+  rfr->add_option("--identity-weights", a->identity,
+                  "mobilefacenet safetensors for the identity loss (default: the weights cache; 'none' = no identity loss)");
+  rfr->add_option("--lpips-weights", a->lpips, "LPIPS weights folder (as for `metrics`)");
+  rfr->add_option("--batch", a->batch, "Faces per batch");
+  rfr->add_option("--size", a->face_size, "Aligned face side (multiple of 32)");
+  rfr->add_option("--lpips-weight", a->ref_lpips_weight, "LPIPS weight of the loss (L1 has weight 1)");
+  rfr->add_option("--identity-weight", a->identity_weight, "Identity (1 - cos) weight");
+  rfr->add_option("--adv-weight", a->adv_weight, "GAN weight (0 = no critic)");
+  rfr->add_option("--adv-warmup", a->adv_warmup, "Steps before the GAN loss starts");
+  rfr->add_option("--no-ref-fraction", a->no_ref, "Share of batches without references");
+  rfr->add_option("--max-refs", a->max_refs, "A batch with references draws 1..N of them");
+  rfr->add_option("--checkpoint-minutes", a->ckpt_minutes, "Write checkpoints (atomically) this often");
+  rfr->add_flag("--no-blind", a->no_blind, "Skip the blind twin");
+  auto* pack = sub->add_subcommand("pack-ref-fr", "Pack the Ref-FR training faces (train identities only) for the GPU machine");
+  pack->add_option("--data-root", a->data_root, "The shared data folder");
+  pack->add_option("-o,--out", a->faces, "Output folder: <identity>/<file>.jpg at --size");
+  pack->add_option("--size", a->face_size, "Face side");
+  pack->add_option("--split", a->split, "Split file to read (or write with --write-split)");
+  pack->add_flag("--write-split", a->write_split, "Make the split from the data's layout and write it to --split first");
   sub->footer(
       "Data: scripts/pack_training_data.sh packs faces and scenes (benchmark images excluded by sha256).\n"
       "GPU runs: scripts/gpu/train.sh. Losses go to <out>/*_loss.csv; rerunning resumes.\n"
@@ -117,8 +147,41 @@ Command setup_train(CLI::App& app, GlobalOptions&) {
       "  face2scene train fadex --device cuda --max-minutes 3\n"
       "  face2scene train restorer --device cuda --max-minutes 6\n"
       "  face2scene train restorer --device cuda --backbone x4plus --amp --batch 32 -o out/train_x4plus");
-  return {sub, [a, fadex, rest]() {
+  return {sub, [a, fadex, rest, rfr, pack]() {
+            if (pack->parsed()) {
+              if (a->write_split) write_face_split(a->split, make_face_split(a->data_root));
+              const auto r = pack_ref_fr_data(a->data_root, read_face_split(a->split), a->faces, a->face_size);
+              std::printf("packed %lld faces of %lld train identities into %s; content guard: %lld held-out images, "
+                          "highest thumbnail NCC %.3f (refused at 0.95)\n",
+                          static_cast<long long>(r.faces), static_cast<long long>(r.identities), a->faces.c_str(),
+                          static_cast<long long>(r.heldout_files), r.max_ncc);
+              return;
+            }
+            if (rfr->parsed()) a->heldout.clear();  // Ref-FR is guarded by its identity split instead
             TrainCommon c = make_common(*a);
+            if (rfr->parsed()) {
+              RefFRTrainOptions o;
+              o.common = c;
+              o.net.size = a->face_size;
+              o.faces_dir = a->faces;
+              o.split_file = a->split;
+              o.lpips_weights = a->lpips;
+              o.identity_weights = a->identity.empty() ? default_identity_weights() : a->identity;
+              if (o.identity_weights == "none") o.identity_weights.clear();
+              if (!o.identity_weights.empty() && !file_exists(o.identity_weights))
+                throw IoError(o.identity_weights + ": identity network not found (scripts/install_mobilefacenet.sh, or --identity-weights none)");
+              o.batch = a->batch;
+              o.lpips_weight = a->ref_lpips_weight;
+              o.identity_weight = a->identity_weight;
+              o.adv_weight = a->adv_weight;
+              o.adv_warmup = a->adv_warmup;
+              o.no_ref_fraction = a->no_ref;
+              o.max_train_refs = a->max_refs;
+              o.checkpoint_minutes = a->ckpt_minutes;
+              o.train_blind = !a->no_blind;
+              print_report("train ref-fr", train_ref_fr(o), c.out_dir);
+              return;
+            }
             if (fadex->parsed()) {
               FaDeXTrainOptions o;
               o.common = c;

@@ -1,0 +1,284 @@
+// Ref-FR (include/face2scene/ref_fr.hpp): the U-Net, the shared reference encoder and the gated
+// cross-attention fusion; the spectrally normalised PatchGAN critic of its training; its files.
+#include "face2scene/ref_fr.hpp"
+
+#include <cmath>
+
+#include "face2scene/core.hpp"
+#include "face2scene/oracle.hpp"  // multi_head_attention
+
+namespace face2scene {
+namespace nn = torch::nn;
+namespace F = torch::nn::functional;
+
+namespace {
+constexpr const char* kVersion = "1";
+
+nn::Conv2d conv(int64_t in, int64_t out, int64_t k, int64_t stride = 1) {
+  return nn::Conv2d(nn::Conv2dOptions(in, out, k).stride(stride).padding(k / 2));
+}
+
+// Residual block without normalisation: the degraded face's own statistics (noise, contrast) are
+// information the decoder needs, and batch statistics would mix faces of different degradations.
+struct FaceResBlockImpl : nn::Module {
+  explicit FaceResBlockImpl(int64_t ch) {
+    conv1 = register_module("conv1", conv(ch, ch, 3));
+    conv2 = register_module("conv2", conv(ch, ch, 3));
+  }
+  torch::Tensor forward(const torch::Tensor& x) { return x + conv2(F::leaky_relu(conv1(x), 0.2)); }
+  nn::Conv2d conv1{nullptr}, conv2{nullptr};
+};
+TORCH_MODULE(FaceResBlock);
+
+nn::Sequential blocks(int64_t ch, int n) {
+  nn::Sequential s;
+  for (int i = 0; i < n; ++i) s->push_back(FaceResBlock(ch));
+  return s;
+}
+
+torch::Tensor lrelu(const torch::Tensor& x) { return F::leaky_relu(x, 0.2); }
+
+torch::Tensor upsample2(const torch::Tensor& x) {
+  return F::interpolate(x, F::InterpolateFuncOptions().scale_factor(std::vector<double>{2.0, 2.0}).mode(torch::kNearest));
+}
+
+// [h*w, 4F] sinusoids of the pixel centres' coordinates in [0,1] (same frame for every face size).
+torch::Tensor position_features(int64_t h, int64_t w, int64_t freqs, const torch::TensorOptions& to) {
+  auto ys = (torch::arange(h, to) + 0.5) / double(h);
+  auto xs = (torch::arange(w, to) + 0.5) / double(w);
+  auto grid = torch::meshgrid({ys, xs});
+  auto y = grid[0].reshape({-1, 1}), x = grid[1].reshape({-1, 1});
+  auto f = torch::pow(2.0, torch::arange(freqs, to)).reshape({1, -1}) * M_PI;
+  return torch::cat({torch::sin(x * f), torch::cos(x * f), torch::sin(y * f), torch::cos(y * f)}, 1);
+}
+
+// Per-sample, per-channel mean and std over the token axis of [B,N,C].
+std::pair<torch::Tensor, torch::Tensor> token_stats(const torch::Tensor& t) {
+  auto mean = t.mean(1, true);
+  auto std = (t - mean).pow(2).mean(1, true).add(1e-5).sqrt();
+  return {mean, std};
+}
+}  // namespace
+
+// ---- fusion ---------------------------------------------------------------------------------
+RefFusionImpl::RefFusionImpl(int64_t c, int64_t ref_c, int64_t heads_, int64_t null_tokens, int64_t freqs)
+    : heads(heads_), pos_freqs(freqs) {
+  if (ref_c != c) throw ArgumentError("RefFusion: reference channels must equal the face's");
+  norm_q = register_module("norm_q", nn::LayerNorm(nn::LayerNormOptions({c})));
+  norm_k = register_module("norm_k", nn::LayerNorm(nn::LayerNormOptions({c})));
+  pos_q = register_module("pos_q", nn::Linear(4 * freqs, c));
+  pos_k = register_module("pos_k", nn::Linear(4 * freqs, c));
+  to_q = register_module("to_q", nn::Linear(c, c));
+  to_k = register_module("to_k", nn::Linear(c, c));
+  to_v = register_module("to_v", nn::Linear(c, c));
+  to_out = register_module("to_out", nn::Linear(c, c));
+  // 3x3 so the gate sees a neighbourhood: a reference feature that lands on the wrong place
+  // (pose, expression) disagrees with its neighbours and is turned down.
+  gate = register_module("gate", conv(2 * c, c, 3));
+  null_k = register_parameter("null_k", torch::randn({null_tokens, c}) * 0.02);
+  null_v = register_parameter("null_v", torch::randn({null_tokens, c}) * 0.02);
+  {
+    torch::NoGradGuard ng;
+    gate->weight.mul_(0.1);
+    gate->bias.fill_(-1.0);  // start mostly closed: the U-Net first learns to restore on its own
+  }
+}
+
+torch::Tensor RefFusionImpl::forward(const torch::Tensor& f, const torch::Tensor& refs) {
+  const int64_t b = f.size(0), c = f.size(1), h = f.size(2), w = f.size(3);
+  auto to = f.options();
+  auto q_tokens = f.flatten(2).transpose(1, 2);  // [B,hw,C]
+  auto pos = position_features(h, w, pos_freqs, to);
+  auto q = to_q(norm_q(q_tokens) + pos_q(pos));
+  auto keys = null_k.unsqueeze(0).expand({b, -1, -1});
+  auto values = null_v.unsqueeze(0).expand({b, -1, -1});
+  if (refs.defined() && refs.size(1) > 0) {
+    const int64_t r = refs.size(1), hr = refs.size(3), wr = refs.size(4);
+    auto rt = refs.permute({0, 1, 3, 4, 2}).reshape({b, r * hr * wr, c});  // [B,R*hr*wr,C]
+    // AdaIN: the references' per-channel statistics are replaced by the degraded face's, so the
+    // attended values carry structure (identity) but not the references' colour and light.
+    auto [rm, rs] = token_stats(rt);
+    auto [fm, fs] = token_stats(q_tokens);
+    rt = (rt - rm) / rs * fs + fm;
+    auto rpos = pos_k(position_features(hr, wr, pos_freqs, to)).repeat({r, 1});  // [R*hr*wr,C]
+    keys = torch::cat({keys, to_k(norm_k(rt) + rpos)}, 1);
+    values = torch::cat({values, to_v(rt)}, 1);
+  }
+  auto a = to_out(multi_head_attention(q, keys, values, heads));  // [B,hw,C]
+  a = a.transpose(1, 2).reshape({b, c, h, w});
+  auto g = torch::sigmoid(gate(torch::cat({f, a}, 1)));
+  return f + g * (a - f);
+}
+
+// ---- Ref-FR ---------------------------------------------------------------------------------
+RefFRImpl::RefFRImpl(const RefFROptions& o) : options(o) {
+  if (o.size % 32 != 0 || o.size < 32) throw ArgumentError("RefFR: size must be a positive multiple of 32");
+  const int64_t w1 = o.width, w2 = 2 * o.width, w3 = 4 * o.width;
+  const int64_t r1 = o.ref_width, r2 = 2 * o.ref_width, r3 = 4 * o.ref_width;
+  // The face enters pixel-unshuffled (S/2, 12 channels): full-resolution convolutions would cost
+  // most of the budget for little gain on a face this size; the output is pixel-shuffled back.
+  in_conv = register_module("in_conv", conv(12, w1, 3));
+  enc64 = register_module("enc64", blocks(w1, 1));
+  down1 = register_module("down1", conv(w1, w2, 3, 2));
+  enc32 = register_module("enc32", blocks(w2, 2));
+  down2 = register_module("down2", conv(w2, w3, 3, 2));
+  enc16 = register_module("enc16", blocks(w3, 1));
+  dec16 = register_module("dec16", blocks(w3, 1));
+  up16 = register_module("up16", conv(w3, w2, 1));
+  merge32 = register_module("merge32", conv(2 * w2, w2, 3));
+  dec32 = register_module("dec32", blocks(w2, 1));
+  up32 = register_module("up32", conv(w2, w1, 1));
+  merge64 = register_module("merge64", conv(2 * w1, w1, 3));
+  dec64 = register_module("dec64", blocks(w1, 1));
+  out_conv = register_module("out_conv", conv(w1, 12, 3));
+  {
+    torch::NoGradGuard ng;  // residual starts at zero: an untrained Ref-FR returns its input
+    out_conv->weight.zero_();
+    out_conv->bias.zero_();
+  }
+  ref_in = register_module("ref_in", conv(12, r1, 3));
+  ref_down1 = register_module("ref_down1", conv(r1, r2, 3, 2));
+  ref32 = register_module("ref32", blocks(r2, 1));
+  ref_down2 = register_module("ref_down2", conv(r2, r3, 3, 2));
+  ref16 = register_module("ref16", blocks(r3, 1));
+  // The reference features are projected to the face's width inside these 1x1 convolutions'
+  // successors (fusion needs equal widths for AdaIN): ref32 -> w2, ref16 -> w3.
+  fuse32 = register_module("fuse32", RefFusion(w2, w2, o.heads, o.null_tokens, o.pos_freqs));
+  fuse16 = register_module("fuse16", RefFusion(w3, w3, o.heads, o.null_tokens, o.pos_freqs));
+  ref_proj32 = register_module("ref_proj32", conv(r2, w2, 1));
+  ref_proj16 = register_module("ref_proj16", conv(r3, w3, 1));
+}
+
+int64_t RefFRImpl::num_parameters() const {
+  int64_t n = 0;
+  for (const auto& p : parameters()) n += p.numel();
+  return n;
+}
+
+RefFeatures RefFRImpl::encode_refs(const torch::Tensor& refs, int64_t batch) {
+  RefFeatures out;
+  if (!refs.defined() || refs.size(1) == 0) return out;
+  if (refs.dim() != 5 || refs.size(0) != batch || refs.size(2) != 3 || refs.size(3) != options.size ||
+      refs.size(4) != options.size)
+    throw ArgumentError("RefFR: references must be [B,R,3," + std::to_string(options.size) + "," +
+                        std::to_string(options.size) + "] with B = " + std::to_string(batch));
+  const int64_t r = refs.size(1);
+  if (r > options.max_refs)
+    throw ArgumentError("RefFR: " + std::to_string(r) + " references, at most " + std::to_string(options.max_refs));
+  auto x = F::pixel_unshuffle(refs.reshape({batch * r, 3, options.size, options.size}) * 2 - 1, 2);
+  auto f = lrelu(ref_in(x));
+  auto f32 = ref32->forward(lrelu(ref_down1(f)));
+  auto f16 = ref16->forward(lrelu(ref_down2(f32)));
+  // At the 32² level the keys are pooled to 16²: attention cost grows with the key count, and
+  // identity is carried by structure coarser than 4 px of a 128² face.
+  auto p32 = ref_proj32(F::avg_pool2d(f32, F::AvgPool2dFuncOptions(2)));
+  auto p16 = ref_proj16(f16);
+  auto unflat = [&](const torch::Tensor& t) { return t.reshape({batch, r, t.size(1), t.size(2), t.size(3)}); };
+  out.f32 = unflat(p32);
+  out.f16 = unflat(p16);
+  return out;
+}
+
+torch::Tensor RefFRImpl::forward(const torch::Tensor& lq, const RefFeatures& refs) {
+  if (lq.dim() != 4 || lq.size(1) != 3 || lq.size(2) != options.size || lq.size(3) != options.size)
+    throw ArgumentError("RefFR: input must be [B,3," + std::to_string(options.size) + "," +
+                        std::to_string(options.size) + "]");
+  auto x = F::pixel_unshuffle(lq * 2 - 1, 2);
+  auto e64 = enc64->forward(lrelu(in_conv(x)));
+  auto e32 = fuse32(enc32->forward(lrelu(down1(e64))), refs.f32);
+  auto e16 = fuse16(enc16->forward(lrelu(down2(e32))), refs.f16);
+  auto d16 = dec16->forward(e16);
+  auto d32 = dec32->forward(lrelu(merge32(torch::cat({upsample2(up16(d16)), e32}, 1))));
+  auto d64 = dec64->forward(lrelu(merge64(torch::cat({upsample2(up32(d32)), e64}, 1))));
+  return lq + F::pixel_shuffle(out_conv(d64), 2);
+}
+
+torch::Tensor RefFRImpl::forward(const torch::Tensor& lq, const torch::Tensor& refs) {
+  return forward(lq, encode_refs(refs, lq.size(0)));
+}
+
+// ---- files ----------------------------------------------------------------------------------
+void save_ref_fr(const std::string& path, RefFR& net, bool blind, torch::Dtype dtype, const Metadata& extra) {
+  const auto& o = net->options;
+  Metadata meta = extra;
+  meta["arch"] = kRefFRArch;
+  meta["version"] = kVersion;
+  meta["blind"] = blind ? "1" : "0";
+  meta["size"] = std::to_string(o.size);
+  meta["width"] = std::to_string(o.width);
+  meta["ref_width"] = std::to_string(o.ref_width);
+  meta["heads"] = std::to_string(o.heads);
+  meta["null_tokens"] = std::to_string(o.null_tokens);
+  meta["pos_freqs"] = std::to_string(o.pos_freqs);
+  meta["max_refs"] = std::to_string(o.max_refs);
+  meta["parameters"] = std::to_string(net->num_parameters());
+  save_safetensors(path, state_dict(*net), meta, dtype);
+}
+
+LoadedRefFR load_ref_fr(const std::string& path, const torch::Device& device) {
+  const SafeTensors st = load_safetensors(path);
+  check_arch(st, kRefFRArch, path);
+  RefFROptions o;
+  o.size = metadata_int(st.metadata, "size", path);
+  o.width = metadata_int(st.metadata, "width", path);
+  o.ref_width = metadata_int(st.metadata, "ref_width", path);
+  o.heads = metadata_int(st.metadata, "heads", path);
+  o.null_tokens = metadata_int(st.metadata, "null_tokens", path);
+  o.pos_freqs = metadata_int(st.metadata, "pos_freqs", path);
+  o.max_refs = metadata_int(st.metadata, "max_refs", path);
+  LoadedRefFR out;
+  out.net = RefFR(o);
+  load_state_dict_strict(*out.net, st.tensors, path);
+  out.net->to(device);
+  out.net->eval();
+  out.blind = metadata_int(st.metadata, "blind", path) != 0;
+  out.metadata = st.metadata;
+  return out;
+}
+
+// ---- critic ---------------------------------------------------------------------------------
+SNConv2dImpl::SNConv2dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride_, int64_t padding_)
+    : stride(stride_), padding(padding_) {
+  auto c = nn::Conv2d(nn::Conv2dOptions(in, out, kernel));  // for PyTorch's default initialisation
+  weight = register_parameter("weight", c->weight.detach().clone());
+  bias = register_parameter("bias", c->bias.detach().clone());
+  u = register_buffer("u", F::normalize(torch::randn({out}), F::NormalizeFuncOptions().dim(0)));
+}
+
+torch::Tensor SNConv2dImpl::forward(const torch::Tensor& x) {
+  auto w = weight.reshape({weight.size(0), -1});
+  torch::Tensor sigma;
+  {
+    torch::NoGradGuard ng;
+    if (is_training()) {  // one power iteration per training step, as torch.nn.utils.spectral_norm
+      auto v = F::normalize(torch::mv(w.t(), u), F::NormalizeFuncOptions().dim(0));
+      u.copy_(F::normalize(torch::mv(w, v), F::NormalizeFuncOptions().dim(0)));
+    }
+  }
+  auto v = F::normalize(torch::mv(w.t(), u), F::NormalizeFuncOptions().dim(0)).detach();
+  sigma = torch::dot(u, torch::mv(w, v));
+  return F::conv2d(x, weight / sigma, F::Conv2dFuncOptions().bias(bias).stride(stride).padding(padding));
+}
+
+PatchDiscriminatorImpl::PatchDiscriminatorImpl(int64_t width, int64_t layers) {
+  convs = register_module("convs", nn::ModuleList());
+  int64_t ch = 3;
+  for (int64_t i = 0; i < layers; ++i) {
+    const int64_t next = width << i;
+    convs->push_back(SNConv2d(ch, next, 4, 2, 1));
+    ch = next;
+  }
+  convs->push_back(SNConv2d(ch, 1, 3, 1, 1));
+}
+
+torch::Tensor PatchDiscriminatorImpl::forward(const torch::Tensor& x) {
+  auto h = x * 2 - 1;
+  const size_t n = convs->size();
+  for (size_t i = 0; i < n; ++i) {
+    h = convs[i]->as<SNConv2dImpl>()->forward(h);
+    if (i + 1 < n) h = lrelu(h);
+  }
+  return h;
+}
+
+}  // namespace face2scene
