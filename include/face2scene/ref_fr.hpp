@@ -7,8 +7,10 @@
 //   - 2-D position embeddings on queries and keys (the faces share the FFHQ frame, so "the same
 //     place" is a good prior, yet attention can still look elsewhere when the pose differs), and
 //     any number of references is just a longer key sequence;
-//   - reference values are AdaIN-matched to the degraded face's feature statistics, so identity
-//     (structure) is taken from the references but colour and lighting are not;
+//   - reference features take the degraded face's per-channel feature means (AdaIN's first
+//     moment), so identity (structure) is taken from the references but colour and lighting are
+//     not; their contrast is kept, since a degraded face has little and matching it would erase
+//     the references' detail;
 //   - learned null tokens are always among the keys: with no references attention reads only
 //     them, so the blind mode is the same network;
 //   - an ASFF-style gate decides per pixel how much of the attended features to take:
@@ -36,7 +38,8 @@ struct RefFROptions {
 
 // Cross-attention of the degraded face's features over reference tokens, fused by the gate.
 struct RefFusionImpl : torch::nn::Module {
-  RefFusionImpl(int64_t channels, int64_t ref_channels, int64_t heads, int64_t null_tokens, int64_t pos_freqs);
+  RefFusionImpl(int64_t channels, int64_t ref_channels, int64_t heads, int64_t null_tokens, int64_t pos_freqs,
+                int64_t gate_kernel = 3);
   // f_lq [B,C,h,w]; refs [B,R,Cr,hr,wr] (R may be 0). Returns the fused features [B,C,h,w].
   torch::Tensor forward(const torch::Tensor& f_lq, const torch::Tensor& refs);
   int64_t heads, pos_freqs;
@@ -65,7 +68,7 @@ struct RefFRImpl : torch::nn::Module {
   RefFROptions options;
   // U-Net.
   torch::nn::Conv2d in_conv{nullptr}, down1{nullptr}, down2{nullptr};
-  torch::nn::Sequential enc64{nullptr}, enc32{nullptr}, enc16{nullptr}, dec16{nullptr}, dec32{nullptr}, dec64{nullptr};
+  torch::nn::Sequential enc64{nullptr}, enc32{nullptr}, enc16{nullptr}, dec32{nullptr}, dec64{nullptr};
   torch::nn::Conv2d up16{nullptr}, up32{nullptr}, merge32{nullptr}, merge64{nullptr}, out_conv{nullptr};
   // Reference encoder (shared by all references).
   torch::nn::Conv2d ref_in{nullptr}, ref_down1{nullptr}, ref_down2{nullptr};

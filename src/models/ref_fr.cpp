@@ -25,7 +25,7 @@ struct FaceResBlockImpl : nn::Module {
     conv1 = register_module("conv1", conv(ch, ch, 3));
     conv2 = register_module("conv2", conv(ch, ch, 3));
   }
-  torch::Tensor forward(const torch::Tensor& x) { return x + conv2(F::leaky_relu(conv1(x), 0.2)); }
+  torch::Tensor forward(const torch::Tensor& x) { return x + conv2(torch::leaky_relu(conv1(x), 0.2)); }
   nn::Conv2d conv1{nullptr}, conv2{nullptr};
 };
 TORCH_MODULE(FaceResBlock);
@@ -36,7 +36,7 @@ nn::Sequential blocks(int64_t ch, int n) {
   return s;
 }
 
-torch::Tensor lrelu(const torch::Tensor& x) { return F::leaky_relu(x, 0.2); }
+torch::Tensor lrelu(const torch::Tensor& x) { return torch::leaky_relu(x, 0.2); }
 
 torch::Tensor upsample2(const torch::Tensor& x) {
   return F::interpolate(x, F::InterpolateFuncOptions().scale_factor(std::vector<double>{2.0, 2.0}).mode(torch::kNearest));
@@ -46,22 +46,17 @@ torch::Tensor upsample2(const torch::Tensor& x) {
 torch::Tensor position_features(int64_t h, int64_t w, int64_t freqs, const torch::TensorOptions& to) {
   auto ys = (torch::arange(h, to) + 0.5) / double(h);
   auto xs = (torch::arange(w, to) + 0.5) / double(w);
-  auto grid = torch::meshgrid({ys, xs});
+  auto grid = torch::meshgrid({ys, xs}, "ij");
   auto y = grid[0].reshape({-1, 1}), x = grid[1].reshape({-1, 1});
   auto f = torch::pow(2.0, torch::arange(freqs, to)).reshape({1, -1}) * M_PI;
   return torch::cat({torch::sin(x * f), torch::cos(x * f), torch::sin(y * f), torch::cos(y * f)}, 1);
 }
 
-// Per-sample, per-channel mean and std over the token axis of [B,N,C].
-std::pair<torch::Tensor, torch::Tensor> token_stats(const torch::Tensor& t) {
-  auto mean = t.mean(1, true);
-  auto std = (t - mean).pow(2).mean(1, true).add(1e-5).sqrt();
-  return {mean, std};
-}
 }  // namespace
 
 // ---- fusion ---------------------------------------------------------------------------------
-RefFusionImpl::RefFusionImpl(int64_t c, int64_t ref_c, int64_t heads_, int64_t null_tokens, int64_t freqs)
+RefFusionImpl::RefFusionImpl(int64_t c, int64_t ref_c, int64_t heads_, int64_t null_tokens, int64_t freqs,
+                             int64_t gate_kernel)
     : heads(heads_), pos_freqs(freqs) {
   if (ref_c != c) throw ArgumentError("RefFusion: reference channels must equal the face's");
   norm_q = register_module("norm_q", nn::LayerNorm(nn::LayerNormOptions({c})));
@@ -72,9 +67,10 @@ RefFusionImpl::RefFusionImpl(int64_t c, int64_t ref_c, int64_t heads_, int64_t n
   to_k = register_module("to_k", nn::Linear(c, c));
   to_v = register_module("to_v", nn::Linear(c, c));
   to_out = register_module("to_out", nn::Linear(c, c));
-  // 3x3 so the gate sees a neighbourhood: a reference feature that lands on the wrong place
-  // (pose, expression) disagrees with its neighbours and is turned down.
-  gate = register_module("gate", conv(2 * c, c, 3));
+  // 3x3 (at 32²) lets the gate see a neighbourhood: a reference feature that lands on the wrong
+  // place (pose, expression) disagrees with its neighbours and is turned down. At 16² a 1x1 gate
+  // keeps the parameter count near 4 M.
+  gate = register_module("gate", conv(2 * c, c, gate_kernel));
   null_k = register_parameter("null_k", torch::randn({null_tokens, c}) * 0.02);
   null_v = register_parameter("null_v", torch::randn({null_tokens, c}) * 0.02);
   {
@@ -95,11 +91,12 @@ torch::Tensor RefFusionImpl::forward(const torch::Tensor& f, const torch::Tensor
   if (refs.defined() && refs.size(1) > 0) {
     const int64_t r = refs.size(1), hr = refs.size(3), wr = refs.size(4);
     auto rt = refs.permute({0, 1, 3, 4, 2}).reshape({b, r * hr * wr, c});  // [B,R*hr*wr,C]
-    // AdaIN: the references' per-channel statistics are replaced by the degraded face's, so the
-    // attended values carry structure (identity) but not the references' colour and light.
-    auto [rm, rs] = token_stats(rt);
-    auto [fm, fs] = token_stats(q_tokens);
-    rt = (rt - rm) / rs * fs + fm;
+    // AdaIN's first moment: the references' per-channel means are replaced by the degraded
+    // face's, so colour and light come from the face. Their spread is kept: a badly degraded
+    // face's features have little contrast, and matching it would erase exactly the detail the
+    // references are there to give (with full AdaIN the references were worth nothing after
+    // 4.9 k training steps: docs/models.md).
+    rt = rt - rt.mean(1, true) + q_tokens.mean(1, true);
     auto rpos = pos_k(position_features(hr, wr, pos_freqs, to)).repeat({r, 1});  // [R*hr*wr,C]
     keys = torch::cat({keys, to_k(norm_k(rt) + rpos)}, 1);
     values = torch::cat({values, to_v(rt)}, 1);
@@ -123,7 +120,6 @@ RefFRImpl::RefFRImpl(const RefFROptions& o) : options(o) {
   enc32 = register_module("enc32", blocks(w2, 2));
   down2 = register_module("down2", conv(w2, w3, 3, 2));
   enc16 = register_module("enc16", blocks(w3, 1));
-  dec16 = register_module("dec16", blocks(w3, 1));
   up16 = register_module("up16", conv(w3, w2, 1));
   merge32 = register_module("merge32", conv(2 * w2, w2, 3));
   dec32 = register_module("dec32", blocks(w2, 1));
@@ -141,10 +137,9 @@ RefFRImpl::RefFRImpl(const RefFROptions& o) : options(o) {
   ref32 = register_module("ref32", blocks(r2, 1));
   ref_down2 = register_module("ref_down2", conv(r2, r3, 3, 2));
   ref16 = register_module("ref16", blocks(r3, 1));
-  // The reference features are projected to the face's width inside these 1x1 convolutions'
-  // successors (fusion needs equal widths for AdaIN): ref32 -> w2, ref16 -> w3.
-  fuse32 = register_module("fuse32", RefFusion(w2, w2, o.heads, o.null_tokens, o.pos_freqs));
-  fuse16 = register_module("fuse16", RefFusion(w3, w3, o.heads, o.null_tokens, o.pos_freqs));
+  // 1x1 projections of the reference features to the face's widths (AdaIN needs equal widths).
+  fuse32 = register_module("fuse32", RefFusion(w2, w2, o.heads, o.null_tokens, o.pos_freqs, 3));
+  fuse16 = register_module("fuse16", RefFusion(w3, w3, o.heads, o.null_tokens, o.pos_freqs, 1));
   ref_proj32 = register_module("ref_proj32", conv(r2, w2, 1));
   ref_proj16 = register_module("ref_proj16", conv(r3, w3, 1));
 }
@@ -187,8 +182,7 @@ torch::Tensor RefFRImpl::forward(const torch::Tensor& lq, const RefFeatures& ref
   auto e64 = enc64->forward(lrelu(in_conv(x)));
   auto e32 = fuse32(enc32->forward(lrelu(down1(e64))), refs.f32);
   auto e16 = fuse16(enc16->forward(lrelu(down2(e32))), refs.f16);
-  auto d16 = dec16->forward(e16);
-  auto d32 = dec32->forward(lrelu(merge32(torch::cat({upsample2(up16(d16)), e32}, 1))));
+  auto d32 = dec32->forward(lrelu(merge32(torch::cat({upsample2(up16(e16)), e32}, 1))));
   auto d64 = dec64->forward(lrelu(merge64(torch::cat({upsample2(up32(d32)), e64}, 1))));
   return lq + F::pixel_shuffle(out_conv(d64), 2);
 }
@@ -255,8 +249,11 @@ torch::Tensor SNConv2dImpl::forward(const torch::Tensor& x) {
       u.copy_(F::normalize(torch::mv(w, v), F::NormalizeFuncOptions().dim(0)));
     }
   }
-  auto v = F::normalize(torch::mv(w.t(), u), F::NormalizeFuncOptions().dim(0)).detach();
-  sigma = torch::dot(u, torch::mv(w, v));
+  // A copy: the next forward (the critic runs on real and fake faces within one graph) updates
+  // u in place, which must not touch what this pass saved for backward.
+  auto uc = u.detach().clone();
+  auto v = F::normalize(torch::mv(w.t(), uc), F::NormalizeFuncOptions().dim(0)).detach();
+  sigma = torch::dot(uc, torch::mv(w, v));
   return F::conv2d(x, weight / sigma, F::Conv2dFuncOptions().bias(bias).stride(stride).padding(padding));
 }
 

@@ -48,11 +48,12 @@ void save_state(const std::string& path, const std::vector<Student>& students) {
   save_safetensors(path, all, {{"arch", "face2scene-ref-fr-train-state"}, {"version", "1"}});
 }
 
-void save_all(const RefFRTrainOptions& o, std::vector<Student>& students, const std::string& state_file) {
+void save_all(const RefFRTrainOptions& o, std::vector<Student>& students, const std::string& state_file,
+              int64_t step) {
   for (auto& s : students) {
     s.net->eval();
     save_ref_fr(s.weights, s.net, s.blind, torch::kFloat32,
-                {{"trained_steps", std::to_string(s.opt->steps())},
+                {{"trained_steps", std::to_string(step)},
                  {"identity_loss", o.identity_weights.empty() ? "none" : "mobilefacenet"}});
     s.net->train();
   }
@@ -101,26 +102,38 @@ TrainReport train_ref_fr(const RefFRTrainOptions& o) {
     students.back().blind = true;
   }
   const std::string state_file = c.out_dir + "/" + kRefFRStateFile;
-  const bool resume = file_exists(students[0].weights) && file_exists(state_file);
-  const TensorMap state = resume ? load_safetensors(state_file).tensors : TensorMap{};
+  // Resume: the generators from their files (fp32, or the bf16 copies that travel back from the
+  // GPU machine); critics and moments only when the state file is there too (else they restart).
+  const bool have_weights = file_exists(students[0].weights);
+  const bool have_state = have_weights && file_exists(state_file);
+  const TensorMap state = have_state ? load_safetensors(state_file).tensors : TensorMap{};
+  int64_t start = 0;
   for (auto& s : students) {
-    s.net = resume ? load_ref_fr(s.weights, c.device).net : RefFR(o.net);
+    if (have_weights) {
+      auto loaded = load_ref_fr(s.weights, c.device);
+      s.net = loaded.net;
+      auto it = loaded.metadata.find("trained_steps");
+      if (it != loaded.metadata.end() && &s == &students[0]) start = metadata_int(loaded.metadata, "trained_steps", s.weights);
+    } else {
+      s.net = RefFR(o.net);
+    }
     s.net->to(c.device);
     s.net->train();
     s.critic = PatchDiscriminator();
-    if (resume) load_state_dict_strict(*s.critic, with_prefix_only(state, s.name + ".critic."), state_file);
+    if (have_state) load_state_dict_strict(*s.critic, with_prefix_only(state, s.name + ".critic."), state_file);
     s.critic->to(c.device);
     s.critic->train();
     s.opt = std::make_unique<AdamW>(s.net->parameters(), c.lr, 0.9, 0.99, 0.0);
     s.critic_opt = std::make_unique<AdamW>(s.critic->parameters(), c.lr, 0.5, 0.99, 0.0);
-    if (resume) {
+    if (have_state) {
       s.opt->load_state(with_prefix_only(state, s.name + ".opt."), state_file);
       s.critic_opt->load_state(with_prefix_only(state, s.name + ".critic_opt."), state_file);
     }
   }
-  if (resume) log_info("resuming Ref-FR from " + c.out_dir + " at step " + std::to_string(students[0].opt->steps()));
+  if (have_weights)
+    log_info("resuming Ref-FR from " + c.out_dir + " at step " + std::to_string(start) +
+             (have_state ? " (weights, critics and moments)" : " (weights only: critics and moments restart)"));
   log_info("Ref-FR: " + std::to_string(students[0].net->num_parameters()) + " parameters");
-  const int64_t start = students[0].opt->steps();
 
   std::vector<std::string> cols{"loss", "l1", "lpips", "id", "adv", "d_loss"};
   if (o.train_blind) cols.insert(cols.end(), {"blind_loss", "blind_l1", "blind_lpips", "blind_id", "blind_adv", "blind_d_loss"});
@@ -128,8 +141,10 @@ TrainReport train_ref_fr(const RefFRTrainOptions& o) {
   auto gen = make_generator(mix_seed(c.seed, 8000 + uint64_t(start)), torch::kCPU);
   std::mt19937_64 rng(mix_seed(c.seed, 9000 + uint64_t(start)));
   std::vector<DegradationMix> mixes;
+  // The engine degrades by at most ×8; larger factors area-downscale the face first (the
+  // degradation then acts on the small face, as on a small face in a group photo).
   for (size_t i = 0; i < o.scales.size(); ++i)
-    mixes.emplace_back(c.presets, o.scales[i], mix_seed(c.seed, 10000 + 97 * i + uint64_t(start)));
+    mixes.emplace_back(c.presets, std::min(o.scales[i], 8.0f), mix_seed(c.seed, 10000 + 97 * i + uint64_t(start)));
   std::uniform_real_distribution<double> unit(0, 1);
   const int64_t b = o.batch, size = o.net.size;
   int64_t step = start;
@@ -146,7 +161,12 @@ TrainReport train_ref_fr(const RefFRTrainOptions& o) {
     {
       torch::NoGradGuard ng;
       auto params = mixes[si].sample_batch(int(b), false, rng);
-      lq = resize_images(apply_degradation(hq, params), size, size, ResizeMode::kBicubic).clamp(0, 1);
+      auto src = hq;
+      if (o.scales[si] > 8.0f) {
+        const auto side = int64_t(std::lround(double(size) * 8.0 / o.scales[si]));
+        src = resize_images(hq, side, side, ResizeMode::kArea);
+      }
+      lq = resize_images(apply_degradation(src, params), size, size, ResizeMode::kBicubic).clamp(0, 1);
       if (r > 0) refs = jitter_refs(batch.refs, gen);
     }
     const bool adversarial = o.adv_weight > 0 && step >= o.adv_warmup;
@@ -187,11 +207,11 @@ TrainReport train_ref_fr(const RefFRTrainOptions& o) {
     ++step;
     loop.record(step, b, values);
     if (std::chrono::duration<double>(std::chrono::steady_clock::now() - last_ckpt).count() > 60 * o.checkpoint_minutes) {
-      save_all(o, students, state_file);
+      save_all(o, students, state_file, step);
       last_ckpt = std::chrono::steady_clock::now();
     }
   }
-  save_all(o, students, state_file);
+  save_all(o, students, state_file, step);
   if (show_lq.defined()) {
     // degraded | blind twin | with references | ground truth | first reference (of the last batch)
     std::vector<torch::Tensor> cols_img{show_lq};

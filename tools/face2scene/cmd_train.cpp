@@ -35,6 +35,7 @@ struct TrainArgs {
   double ref_lpips_weight = 1.0, identity_weight = 0.3, adv_weight = 0.02, no_ref = 0.3, ckpt_minutes = 2;
   int64_t adv_warmup = 1500, face_size = 128;
   int max_refs = 3;
+  std::vector<float> scales{2, 3, 4, 6, 8, 12, 16};
   bool write_split = false;
 };
 
@@ -132,6 +133,8 @@ Command setup_train(CLI::App& app, GlobalOptions&) {
   rfr->add_option("--adv-warmup", a->adv_warmup, "Steps before the GAN loss starts");
   rfr->add_option("--no-ref-fraction", a->no_ref, "Share of batches without references");
   rfr->add_option("--max-refs", a->max_refs, "A batch with references draws 1..N of them");
+  rfr->add_option("--scales", a->scales, "Face downscale factors drawn per batch (comma-separated, e.g. 2,3,4,6,8,12,16)")
+      ->delimiter(',');
   rfr->add_option("--checkpoint-minutes", a->ckpt_minutes, "Write checkpoints (atomically) this often");
   rfr->add_flag("--no-blind", a->no_blind, "Skip the blind twin");
   auto* pack = sub->add_subcommand("pack-ref-fr", "Pack the Ref-FR training faces (train identities only) for the GPU machine");
@@ -177,6 +180,7 @@ Command setup_train(CLI::App& app, GlobalOptions&) {
               o.adv_warmup = a->adv_warmup;
               o.no_ref_fraction = a->no_ref;
               o.max_train_refs = a->max_refs;
+              o.scales = a->scales;
               o.checkpoint_minutes = a->ckpt_minutes;
               o.train_blind = !a->no_blind;
               print_report("train ref-fr", train_ref_fr(o), c.out_dir);

@@ -1,0 +1,67 @@
+// Ref-FR speed: one 128² face with R references (CPU) or a batch of faces (GPU), median of N
+// timed runs after warm-up, with and without the references' encoding (the pipeline encodes a
+// person's references once and reuses them for every face of that person).
+//   bench_ref_fr_speed [--weights weights/ref_fr.safetensors] [--device cpu|cuda] [--batch 1]
+//                      [--refs 3] [--runs 20] [--dtype fp32|bf16|fp16]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+#include "face2scene/core.hpp"
+#include "face2scene/ref_fr.hpp"
+#include "face2scene/tensor.hpp"
+
+using namespace face2scene;
+
+namespace {
+std::string arg(int argc, char** argv, const std::string& key, const std::string& def) {
+  for (int i = 1; i + 1 < argc; ++i)
+    if (argv[i] == key) return argv[i + 1];
+  return def;
+}
+void sync(const torch::Device& d) {
+  if (d.is_cuda()) torch::cuda::synchronize();
+}
+template <typename Fn>
+double median_ms(const torch::Device& d, int runs, Fn fn) {
+  for (int i = 0; i < 3; ++i) fn();
+  sync(d);
+  std::vector<double> t;
+  for (int i = 0; i < runs; ++i) {
+    const auto a = std::chrono::steady_clock::now();
+    fn();
+    sync(d);
+    t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+}  // namespace
+
+int main(int argc, char** argv) try {
+  const std::string weights = arg(argc, argv, "--weights", "weights/ref_fr.safetensors");
+  const torch::Device device = parse_device(arg(argc, argv, "--device", "cpu"));
+  const int64_t batch = std::stoll(arg(argc, argv, "--batch", "1"));
+  const int64_t refs = std::stoll(arg(argc, argv, "--refs", "3"));
+  const int runs = std::stoi(arg(argc, argv, "--runs", "20"));
+  const torch::Dtype dtype = parse_dtype(arg(argc, argv, "--dtype", "fp32"), device, torch::kBFloat16);
+  set_num_threads(0);
+  auto net = load_ref_fr(weights, device).net;
+  net->to(dtype);
+  const int64_t s = net->options.size;
+  auto opts = torch::TensorOptions().device(device).dtype(dtype);
+  auto lq = torch::rand({batch, 3, s, s}, opts);
+  auto r = refs > 0 ? torch::rand({batch, refs, 3, s, s}, opts) : torch::Tensor();
+  torch::NoGradGuard ng;
+  const double full = median_ms(device, runs, [&] { net->forward(lq, r); });
+  auto cached = net->encode_refs(r, batch);
+  const double face_only = median_ms(device, runs, [&] { net->forward(lq, cached); });
+  std::printf("ref_fr speed: device %s, dtype %s, batch %lld, refs %lld, %d runs (median)\n", device.str().c_str(),
+              arg(argc, argv, "--dtype", "fp32").c_str(), static_cast<long long>(batch), static_cast<long long>(refs), runs);
+  std::printf("  with reference encoding: %.2f ms per call, %.3f ms per face\n", full, full / double(batch));
+  std::printf("  references encoded once: %.2f ms per call, %.3f ms per face\n", face_only, face_only / double(batch));
+  return 0;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "bench_ref_fr_speed: %s\n", e.what());
+  return 1;
+}
