@@ -7,18 +7,12 @@
 #include <chrono>
 #include <cstdio>
 
-#include "face2scene/core.hpp"
 #include "face2scene/ref_fr.hpp"
-#include "face2scene/tensor.hpp"
+#include "oracle_bench_util.hpp"
 
 using namespace face2scene;
 
 namespace {
-std::string arg(int argc, char** argv, const std::string& key, const std::string& def) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (argv[i] == key) return argv[i + 1];
-  return def;
-}
 void sync(const torch::Device& d) {
   if (d.is_cuda()) torch::cuda::synchronize();
 }
@@ -39,12 +33,13 @@ double median_ms(const torch::Device& d, int runs, Fn fn) {
 }  // namespace
 
 int main(int argc, char** argv) try {
-  const std::string weights = arg(argc, argv, "--weights", "weights/ref_fr.safetensors");
-  const torch::Device device = parse_device(arg(argc, argv, "--device", "cpu"));
-  const int64_t batch = std::stoll(arg(argc, argv, "--batch", "1"));
-  const int64_t refs = std::stoll(arg(argc, argv, "--refs", "3"));
-  const int runs = std::stoi(arg(argc, argv, "--runs", "20"));
-  const torch::Dtype dtype = parse_dtype(arg(argc, argv, "--dtype", "fp32"), device, torch::kBFloat16);
+  const f2s_bench::Args args(argc, argv);
+  const std::string weights = args.get("--weights", "weights/ref_fr.safetensors");
+  const torch::Device device = parse_device(args.get("--device", "cpu"));
+  const int64_t batch = std::stoll(args.get("--batch", "1"));
+  const int64_t refs = std::stoll(args.get("--refs", "3"));
+  const int runs = std::stoi(args.get("--runs", "20"));
+  const torch::Dtype dtype = parse_dtype(args.get("--dtype", "fp32"), device, torch::kBFloat16);
   set_num_threads(0);
   auto net = load_ref_fr(weights, device).net;
   net->to(dtype);
@@ -57,7 +52,7 @@ int main(int argc, char** argv) try {
   auto cached = net->encode_refs(r, batch);
   const double face_only = median_ms(device, runs, [&] { net->forward(lq, cached); });
   std::printf("ref_fr speed: device %s, dtype %s, batch %lld, refs %lld, %d runs (median)\n", device.str().c_str(),
-              arg(argc, argv, "--dtype", "fp32").c_str(), static_cast<long long>(batch), static_cast<long long>(refs), runs);
+              args.get("--dtype", "fp32").c_str(), static_cast<long long>(batch), static_cast<long long>(refs), runs);
   std::printf("  with reference encoding: %.2f ms per call, %.3f ms per face\n", full, full / double(batch));
   std::printf("  references encoded once: %.2f ms per call, %.3f ms per face\n", face_only, face_only / double(batch));
   return 0;

@@ -38,9 +38,8 @@ struct RefFROptions {
 
 // Cross-attention of the degraded face's features over reference tokens, fused by the gate.
 struct RefFusionImpl : torch::nn::Module {
-  RefFusionImpl(int64_t channels, int64_t ref_channels, int64_t heads, int64_t null_tokens, int64_t pos_freqs,
-                int64_t gate_kernel = 3);
-  // f_lq [B,C,h,w]; refs [B,R,Cr,hr,wr] (R may be 0). Returns the fused features [B,C,h,w].
+  RefFusionImpl(int64_t channels, int64_t heads, int64_t null_tokens, int64_t pos_freqs, int64_t gate_kernel = 3);
+  // f_lq [B,C,h,w]; refs [B,R,C,hr,wr] (R may be 0). Returns the fused features [B,C,h,w].
   torch::Tensor forward(const torch::Tensor& f_lq, const torch::Tensor& refs);
   int64_t heads, pos_freqs;
   torch::nn::LayerNorm norm_q{nullptr}, norm_k{nullptr};

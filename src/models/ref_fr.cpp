@@ -55,10 +55,8 @@ torch::Tensor position_features(int64_t h, int64_t w, int64_t freqs, const torch
 }  // namespace
 
 // ---- fusion ---------------------------------------------------------------------------------
-RefFusionImpl::RefFusionImpl(int64_t c, int64_t ref_c, int64_t heads_, int64_t null_tokens, int64_t freqs,
-                             int64_t gate_kernel)
+RefFusionImpl::RefFusionImpl(int64_t c, int64_t heads_, int64_t null_tokens, int64_t freqs, int64_t gate_kernel)
     : heads(heads_), pos_freqs(freqs) {
-  if (ref_c != c) throw ArgumentError("RefFusion: reference channels must equal the face's");
   norm_q = register_module("norm_q", nn::LayerNorm(nn::LayerNormOptions({c})));
   norm_k = register_module("norm_k", nn::LayerNorm(nn::LayerNormOptions({c})));
   pos_q = register_module("pos_q", nn::Linear(4 * freqs, c));
@@ -95,7 +93,7 @@ torch::Tensor RefFusionImpl::forward(const torch::Tensor& f, const torch::Tensor
     // face's, so colour and light come from the face. Their spread is kept: a badly degraded
     // face's features have little contrast, and matching it would erase exactly the detail the
     // references are there to give (with full AdaIN the references were worth nothing after
-    // 4.9 k training steps: docs/models.md).
+    // 4.9 k training steps: docs/ref_fr.md).
     rt = rt - rt.mean(1, true) + q_tokens.mean(1, true);
     auto rpos = pos_k(position_features(hr, wr, pos_freqs, to)).repeat({r, 1});  // [R*hr*wr,C]
     keys = torch::cat({keys, to_k(norm_k(rt) + rpos)}, 1);
@@ -137,9 +135,10 @@ RefFRImpl::RefFRImpl(const RefFROptions& o) : options(o) {
   ref32 = register_module("ref32", blocks(r2, 1));
   ref_down2 = register_module("ref_down2", conv(r2, r3, 3, 2));
   ref16 = register_module("ref16", blocks(r3, 1));
-  // 1x1 projections of the reference features to the face's widths (AdaIN needs equal widths).
-  fuse32 = register_module("fuse32", RefFusion(w2, w2, o.heads, o.null_tokens, o.pos_freqs, 3));
-  fuse16 = register_module("fuse16", RefFusion(w3, w3, o.heads, o.null_tokens, o.pos_freqs, 1));
+  fuse32 = register_module("fuse32", RefFusion(w2, o.heads, o.null_tokens, o.pos_freqs, 3));
+  fuse16 = register_module("fuse16", RefFusion(w3, o.heads, o.null_tokens, o.pos_freqs, 1));
+  // 1x1 projections of the reference features to the face's widths (the fusion mixes them with
+  // the face's features and replaces their means with the face's).
   ref_proj32 = register_module("ref_proj32", conv(r2, w2, 1));
   ref_proj16 = register_module("ref_proj16", conv(r3, w3, 1));
 }

@@ -112,8 +112,8 @@ TrainReport train_ref_fr(const RefFRTrainOptions& o) {
     if (have_weights) {
       auto loaded = load_ref_fr(s.weights, c.device);
       s.net = loaded.net;
-      auto it = loaded.metadata.find("trained_steps");
-      if (it != loaded.metadata.end() && &s == &students[0]) start = metadata_int(loaded.metadata, "trained_steps", s.weights);
+      if (&s == &students[0] && loaded.metadata.count("trained_steps"))
+        start = metadata_int(loaded.metadata, "trained_steps", s.weights);
     } else {
       s.net = RefFR(o.net);
     }

@@ -123,7 +123,8 @@ Command setup_train(CLI::App& app, GlobalOptions&) {
   rfr->add_option("--faces", a->faces, "Packed aligned faces, one folder per identity (train pack-ref-fr)");
   rfr->add_option("--split", a->split, "Identity split file; test identities are refused");
   rfr->add_option("--identity-weights", a->identity,
-                  "mobilefacenet safetensors for the identity loss (default: the weights cache; 'none' = no identity loss)");
+                  "Identity network for the identity loss (default and only working value in this build: none;\n"
+                  "see docs/ref_fr.md)");
   rfr->add_option("--lpips-weights", a->lpips, "LPIPS weights folder (as for `metrics`)");
   rfr->add_option("--batch", a->batch, "Faces per batch");
   rfr->add_option("--size", a->face_size, "Aligned face side (multiple of 32)");
@@ -172,7 +173,7 @@ Command setup_train(CLI::App& app, GlobalOptions&) {
               o.identity_weights = a->identity.empty() ? default_identity_weights() : a->identity;
               if (o.identity_weights == "none") o.identity_weights.clear();
               if (!o.identity_weights.empty() && !file_exists(o.identity_weights))
-                throw IoError(o.identity_weights + ": identity network not found (scripts/install_mobilefacenet.sh, or --identity-weights none)");
+                throw IoError(o.identity_weights + ": identity network not found (or --identity-weights none)");
               o.batch = a->batch;
               o.lpips_weight = a->ref_lpips_weight;
               o.identity_weight = a->identity_weight;
