@@ -32,6 +32,8 @@ void perturb_output(RefFR& net) {
   torch::manual_seed(3);
   net->out_conv->weight.normal_(0, 0.05);
   for (auto* f : {&net->fuse32, &net->fuse16}) (*f)->gate->bias.fill_(0.0);
+  if (net->align64)
+    for (auto* a : {&net->align64, &net->align32}) (*a)->proj->weight.normal_(0, 0.05);
 }
 
 // A smooth random "face": low-frequency noise upsampled, values in [0,1].
@@ -119,6 +121,35 @@ TEST(RefFR, FileRoundTripIsExactAndStrict) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("fuse16.null_k"), std::string::npos) << e.what();
   }
+  f2s_test::remove_tree(dir);
+}
+
+TEST(RefFR, WarmStartFromAFileWithoutAlignedPathsChangesNothingAtFirst) {
+  const std::string dir = f2s_test::temp_dir("ref_fr_warm");
+  RefFROptions v1 = small_options();
+  v1.aligned_levels = 0;
+  RefFR old(v1);
+  perturb_output(old);
+  old->eval();
+  save_ref_fr(dir + "/v1.safetensors", old, false);
+  EXPECT_EQ(load_ref_fr(dir + "/v1.safetensors").net->options.aligned_levels, 0);
+  RefFR net(small_options());
+  const auto fresh = warm_start_ref_fr(net, dir + "/v1.safetensors");
+  EXPECT_EQ(fresh.size(), 6u);  // align64, align32: proj.weight (no bias), gate.weight, gate.bias
+  for (const auto& k : fresh) EXPECT_EQ(k.rfind("align", 0), 0u) << k;
+  net->eval();
+  torch::NoGradGuard ng;
+  auto lq = torch::rand({2, 3, 64, 64});
+  auto refs = torch::rand({2, 2, 3, 64, 64});
+  EXPECT_LT((net->forward(lq, refs) - old->forward(lq, refs)).abs().max().item<double>(), 1e-6);
+  // Once the aligned path is trained (here: perturbed), references act through it too.
+  perturb_output(net);
+  EXPECT_GT((net->forward(lq, refs) - old->forward(lq, refs)).abs().max().item<double>(), 1e-4);
+  // A file of another width is refused, naming the key.
+  RefFROptions wide = small_options();
+  wide.width = 24;
+  RefFR other(wide);
+  EXPECT_THROW(warm_start_ref_fr(other, dir + "/v1.safetensors"), FormatError);
   f2s_test::remove_tree(dir);
 }
 

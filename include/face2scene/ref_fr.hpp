@@ -34,7 +34,23 @@ struct RefFROptions {
   int64_t null_tokens = 8;  // learned keys/values that stand in for "no reference"
   int64_t pos_freqs = 8;    // sinusoidal frequencies per axis of the 2-D position embedding
   int64_t max_refs = 5;     // more references than this are refused (ArgumentError)
+  // Aligned reference paths (0 = none, as in version-1 files; 2 = at size/2 and size/4): the
+  // references' features at the same place of the FFHQ frame, averaged over references, added
+  // to the face's through a gate. Attention alone (tokens at 16²) carries too coarse a structure:
+  // references were worth 0.0003 L1 after 8 k steps (docs/ref_fr.md).
+  int64_t aligned_levels = 2;
 };
+
+// The aligned path: F = F + σ(conv[F, A]) · A with A = W·mean_r(R_r − mean_xy(R_r)). Removing each
+// reference's spatial mean per channel (AdaIN's first moment) leaves structure, not colour or
+// light; W starts at zero so a network warm-started from a version-1 file is unchanged at first.
+struct AlignedRefFusionImpl : torch::nn::Module {
+  AlignedRefFusionImpl(int64_t channels, int64_t ref_channels);
+  // f [B,C,h,w]; refs [B,R,Cr,h,w] (undefined or R = 0: f is returned unchanged).
+  torch::Tensor forward(const torch::Tensor& f, const torch::Tensor& refs);
+  torch::nn::Conv2d proj{nullptr}, gate{nullptr};
+};
+TORCH_MODULE(AlignedRefFusion);
 
 // Cross-attention of the degraded face's features over reference tokens, fused by the gate.
 struct RefFusionImpl : torch::nn::Module {
@@ -52,6 +68,7 @@ TORCH_MODULE(RefFusion);
 // Reference features, encoded once per reference and reusable for every face of that person.
 struct RefFeatures {
   torch::Tensor f32, f16;  // [B,R,C,h,w] at size/4 (pooled to size/8) and size/8; R may be 0
+  torch::Tensor a64, a32;  // aligned paths: [B,R,Cr,h,w] at size/2 and size/4 (undefined if none)
   int64_t count() const { return f16.defined() ? f16.size(1) : 0; }
 };
 
@@ -74,6 +91,7 @@ struct RefFRImpl : torch::nn::Module {
   torch::nn::Sequential ref32{nullptr}, ref16{nullptr};
   torch::nn::Conv2d ref_proj32{nullptr}, ref_proj16{nullptr};  // reference width -> the face's
   RefFusion fuse32{nullptr}, fuse16{nullptr};
+  AlignedRefFusion align64{nullptr}, align32{nullptr};  // when options.aligned_levels == 2
 };
 TORCH_MODULE(RefFR);
 
@@ -88,6 +106,10 @@ struct LoadedRefFR {
   Metadata metadata;
 };
 LoadedRefFR load_ref_fr(const std::string& path, const torch::Device& device = torch::kCPU);
+// Warm start of a (possibly larger) network from a file: every tensor of the file must exist in
+// `net` with the same shape (else FormatError naming the key); tensors of `net` the file lacks keep
+// their initialisation and are returned. The file's options must match except aligned_levels.
+std::vector<std::string> warm_start_ref_fr(RefFR& net, const std::string& path);
 
 // ---- the adversarial critic used in training ------------------------------------------------
 // A PatchGAN discriminator whose convolutions are spectrally normalised (one power iteration per

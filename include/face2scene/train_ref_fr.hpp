@@ -97,6 +97,10 @@ struct RefFRTrainOptions {
   std::vector<float> scales{2, 3, 4, 6, 8, 12, 16};  // face downscale factors, drawn uniformly
   bool train_blind = true;        // the control: same architecture and batches, never references
   double checkpoint_minutes = 2;  // checkpoints written atomically this often, and at the end
+  // Warm start when out_dir holds no weights yet: ref_fr(.blind).safetensors of this folder, which
+  // may lack modules of the current architecture (they keep their initialisation; the step count
+  // continues from the file's trained_steps).
+  std::string init_dir;
 };
 
 // Files written in out_dir (resumed from when present).

@@ -3,6 +3,7 @@
 #include "face2scene/ref_fr.hpp"
 
 #include <cmath>
+#include <set>
 
 #include "face2scene/core.hpp"
 #include "face2scene/oracle.hpp"  // multi_head_attention
@@ -12,7 +13,7 @@ namespace nn = torch::nn;
 namespace F = torch::nn::functional;
 
 namespace {
-constexpr const char* kVersion = "1";
+constexpr const char* kVersion = "2";  // 2: aligned reference paths
 
 nn::Conv2d conv(int64_t in, int64_t out, int64_t k, int64_t stride = 1) {
   return nn::Conv2d(nn::Conv2dOptions(in, out, k).stride(stride).padding(k / 2));
@@ -105,6 +106,21 @@ torch::Tensor RefFusionImpl::forward(const torch::Tensor& f, const torch::Tensor
   return f + g * (a - f);
 }
 
+AlignedRefFusionImpl::AlignedRefFusionImpl(int64_t c, int64_t rc) {
+  proj = register_module("proj", nn::Conv2d(nn::Conv2dOptions(rc, c, 1).bias(false)));
+  gate = register_module("gate", conv(2 * c, c, 3));
+  torch::NoGradGuard ng;
+  proj->weight.zero_();
+  gate->weight.mul_(0.1);
+}
+
+torch::Tensor AlignedRefFusionImpl::forward(const torch::Tensor& f, const torch::Tensor& refs) {
+  if (!refs.defined() || refs.size(1) == 0) return f;
+  auto r = refs - refs.mean({3, 4}, true);  // structure only: each reference's channel means removed
+  auto a = proj(r.mean(1));
+  return f + torch::sigmoid(gate(torch::cat({f, a}, 1))) * a;
+}
+
 // ---- Ref-FR ---------------------------------------------------------------------------------
 RefFRImpl::RefFRImpl(const RefFROptions& o) : options(o) {
   if (o.size % 32 != 0 || o.size < 32) throw ArgumentError("RefFR: size must be a positive multiple of 32");
@@ -141,6 +157,12 @@ RefFRImpl::RefFRImpl(const RefFROptions& o) : options(o) {
   // the face's features and replaces their means with the face's).
   ref_proj32 = register_module("ref_proj32", conv(r2, w2, 1));
   ref_proj16 = register_module("ref_proj16", conv(r3, w3, 1));
+  if (o.aligned_levels != 0 && o.aligned_levels != 2)
+    throw ArgumentError("RefFR: aligned_levels must be 0 or 2");
+  if (o.aligned_levels == 2) {
+    align64 = register_module("align64", AlignedRefFusion(w1, r1));
+    align32 = register_module("align32", AlignedRefFusion(w2, r2));
+  }
 }
 
 int64_t RefFRImpl::num_parameters() const {
@@ -170,6 +192,10 @@ RefFeatures RefFRImpl::encode_refs(const torch::Tensor& refs, int64_t batch) {
   auto unflat = [&](const torch::Tensor& t) { return t.reshape({batch, r, t.size(1), t.size(2), t.size(3)}); };
   out.f32 = unflat(p32);
   out.f16 = unflat(p16);
+  if (options.aligned_levels == 2) {
+    out.a64 = unflat(f);
+    out.a32 = unflat(f32);
+  }
   return out;
 }
 
@@ -179,7 +205,10 @@ torch::Tensor RefFRImpl::forward(const torch::Tensor& lq, const RefFeatures& ref
                         std::to_string(options.size) + "]");
   auto x = F::pixel_unshuffle(lq * 2 - 1, 2);
   auto e64 = enc64->forward(lrelu(in_conv(x)));
-  auto e32 = fuse32(enc32->forward(lrelu(down1(e64))), refs.f32);
+  if (align64) e64 = align64(e64, refs.a64);
+  auto e32 = enc32->forward(lrelu(down1(e64)));
+  if (align32) e32 = align32(e32, refs.a32);
+  e32 = fuse32(e32, refs.f32);
   auto e16 = fuse16(enc16->forward(lrelu(down2(e32))), refs.f16);
   auto d32 = dec32->forward(lrelu(merge32(torch::cat({upsample2(up16(e16)), e32}, 1))));
   auto d64 = dec64->forward(lrelu(merge64(torch::cat({upsample2(up32(d32)), e64}, 1))));
@@ -204,6 +233,7 @@ void save_ref_fr(const std::string& path, RefFR& net, bool blind, torch::Dtype d
   meta["null_tokens"] = std::to_string(o.null_tokens);
   meta["pos_freqs"] = std::to_string(o.pos_freqs);
   meta["max_refs"] = std::to_string(o.max_refs);
+  meta["aligned_levels"] = std::to_string(o.aligned_levels);
   meta["parameters"] = std::to_string(net->num_parameters());
   save_safetensors(path, state_dict(*net), meta, dtype);
 }
@@ -219,6 +249,8 @@ LoadedRefFR load_ref_fr(const std::string& path, const torch::Device& device) {
   o.null_tokens = metadata_int(st.metadata, "null_tokens", path);
   o.pos_freqs = metadata_int(st.metadata, "pos_freqs", path);
   o.max_refs = metadata_int(st.metadata, "max_refs", path);
+  // Version-1 files have no aligned paths.
+  o.aligned_levels = st.metadata.count("aligned_levels") ? metadata_int(st.metadata, "aligned_levels", path) : 0;
   LoadedRefFR out;
   out.net = RefFR(o);
   load_state_dict_strict(*out.net, st.tensors, path);
@@ -227,6 +259,35 @@ LoadedRefFR load_ref_fr(const std::string& path, const torch::Device& device) {
   out.blind = metadata_int(st.metadata, "blind", path) != 0;
   out.metadata = st.metadata;
   return out;
+}
+
+std::vector<std::string> warm_start_ref_fr(RefFR& net, const std::string& path) {
+  const SafeTensors st = load_safetensors(path);
+  check_arch(st, kRefFRArch, path);
+  const auto& o = net->options;
+  const std::pair<const char*, int64_t> same[] = {{"size", o.size},   {"width", o.width},
+                                                  {"ref_width", o.ref_width}, {"heads", o.heads},
+                                                  {"null_tokens", o.null_tokens}, {"pos_freqs", o.pos_freqs}};
+  for (const auto& [key, value] : same)
+    if (metadata_int(st.metadata, key, path) != value)
+      throw FormatError(path + ": metadata " + key + " = " + st.metadata.at(key) + ", the network has " +
+                        std::to_string(value));
+  auto params = net->named_parameters(true);
+  auto buffers = net->named_buffers(true);
+  std::set<std::string> loaded;
+  torch::NoGradGuard ng;
+  for (const auto& [key, t] : st.tensors) {
+    torch::Tensor* dst = params.find(key);
+    if (!dst) dst = buffers.find(key);
+    if (!dst) throw FormatError(path + ": tensor " + key + " has no place in the network");
+    if (dst->sizes() != t.sizes()) throw FormatError(path + ": tensor " + key + " has the wrong shape");
+    dst->copy_(t.to(dst->device(), dst->scalar_type()));
+    loaded.insert(key);
+  }
+  std::vector<std::string> fresh;
+  for (const auto& item : params)
+    if (!loaded.count(item.key())) fresh.push_back(item.key());
+  return fresh;
 }
 
 // ---- critic ---------------------------------------------------------------------------------

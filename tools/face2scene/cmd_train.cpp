@@ -35,6 +35,8 @@ struct TrainArgs {
   double ref_lpips_weight = 1.0, identity_weight = 0.3, adv_weight = 0.02, no_ref = 0.3, ckpt_minutes = 2;
   int64_t adv_warmup = 1500, face_size = 128;
   int max_refs = 3;
+  std::string init;
+  int64_t aligned_levels = 2;
   std::vector<float> scales{2, 3, 4, 6, 8, 12, 16};
   bool write_split = false;
 };
@@ -138,6 +140,9 @@ Command setup_train(CLI::App& app, GlobalOptions&) {
       ->delimiter(',');
   rfr->add_option("--checkpoint-minutes", a->ckpt_minutes, "Write checkpoints (atomically) this often");
   rfr->add_flag("--no-blind", a->no_blind, "Skip the blind twin");
+  rfr->add_option("--init", a->init, "Warm start from the Ref-FR files of this folder when -o has none (new modules\n"
+                  "keep their initialisation; e.g. --init weights)");
+  rfr->add_option("--aligned-levels", a->aligned_levels, "Aligned reference paths: 2 (at size/2 and size/4) or 0");
   auto* pack = sub->add_subcommand("pack-ref-fr", "Pack the Ref-FR training faces (train identities only) for the GPU machine");
   pack->add_option("--data-root", a->data_root, "The shared data folder");
   pack->add_option("-o,--out", a->faces, "Output folder: <identity>/<file>.jpg at --size");
@@ -184,6 +189,8 @@ Command setup_train(CLI::App& app, GlobalOptions&) {
               o.scales = a->scales;
               o.checkpoint_minutes = a->ckpt_minutes;
               o.train_blind = !a->no_blind;
+              o.init_dir = a->init;
+              o.net.aligned_levels = a->aligned_levels;
               print_report("train ref-fr", train_ref_fr(o), c.out_dir);
               return;
             }
