@@ -18,8 +18,10 @@
 //
 // The GPU machine has no shared data: `--pack DIR` writes every input of the chosen sets as the
 // 128² PNGs the benchmark reads (bit-identical: inputs are rounded to 8 bits at 128² either way),
-// DIR/manifest.tsv and the LPIPS/NIQE weights; then run with `--data DIR`. The Real-ESRGAN x4plus
-// and face-descriptor weights come from the install cache (F2S_WEIGHTS_DIR, F2S_FACEAPI_WEIGHTS).
+// DIR/manifest.tsv and the weights it needs besides weights/ (LPIPS, NIQE, Real-ESRGAN x4plus, the
+// face descriptor as fp16); then run with `--data DIR` (scripts/gpu/bench_ref_fr.sh). Without a
+// pack, Real-ESRGAN and the descriptor come from the install cache (--esrgan-weights,
+// --descriptor-weights override).
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -252,10 +254,20 @@ int run_pack(const f2s_bench::Args& args, const std::string& root, const std::ve
   fs::create_directories(dir + "/weights/niqe");
   metrics::Lpips(w).export_safetensors(dir + "/weights/lpips_squeeze.safetensors");
   fs::copy_file(w + "/niqe/niqe_pris_params.npz", dir + "/weights/niqe/niqe_pris_params.npz", fs::copy_options::overwrite_existing);
-  std::printf("packed %zu cases (%zu images, %.1f MB of PNG) and the LPIPS/NIQE weights into %s\n"
-              "also carry: %s and %s (set F2S_WEIGHTS_DIR / F2S_FACEAPI_WEIGHTS there)\n",
-              cases.size(), packed.size(), double(bytes) / 1e6, dir.c_str(), realesrgan_weights_path(RealEsrganModel::kX4Plus).c_str(),
-              default_faceapi_weights_path().c_str());
+  // Real-ESRGAN x4plus as installed (fp16) and the face descriptor re-stored as fp16 (half its
+  // size, so data + weights + .deps fit the device tool's 64 MiB carry; the loader casts to fp32).
+  fs::copy_file(realesrgan_weights_path(RealEsrganModel::kX4Plus), dir + "/weights/" + weights_filename(RealEsrganModel::kX4Plus),
+                fs::copy_options::overwrite_existing);
+  auto st = load_safetensors(default_faceapi_weights_path());
+  for (auto& [k, v] : st.tensors)
+    if (v.is_floating_point()) v = v.to(torch::kHalf);
+  save_safetensors(dir + "/weights/" + fs::path(default_faceapi_weights_path()).filename().string(), st.tensors, st.metadata);
+  int64_t total = 0;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.is_regular_file()) total += int64_t(e.file_size());
+  std::printf("packed %zu cases (%zu images, %.1f MB of PNG), LPIPS/NIQE, Real-ESRGAN x4plus and face-descriptor (fp16) weights "
+              "into %s: %.1f MB in all\nrun there: bench_ref_fr --data %s --device cuda --limit 0 ...\n",
+              cases.size(), packed.size(), double(bytes) / 1e6, dir.c_str(), double(total) / 1e6, dir.c_str());
   return 0;
 }
 
@@ -302,15 +314,21 @@ int main(int argc, char** argv) try {
   m.net->eval(), m.blind->eval();
   auto steps = [](const LoadedRefFR& l) { return l.metadata.count("trained_steps") ? l.metadata.at("trained_steps") : std::string("?"); };
   m.info = models + "/ref_fr.safetensors (" + steps(a) + " steps), " + models + "/ref_fr_blind.safetensors (" + steps(b) +
-           " steps); Real-ESRGAN " + realesrgan_weights_path(RealEsrganModel::kX4Plus);
+           " steps)";
   UpscaleOptions uo;
   uo.model = RealEsrganModel::kX4Plus;
   uo.device = m.device;
   uo.tiles.tile = 0;
-  m.esrgan = std::make_unique<Upscaler>(uo);
+  // A --pack folder brings its own copies of the installed weights; else the install cache.
   const std::string w = args.get("--lpips-weights", root + "/weights");
+  const std::string esr_packed = w + "/" + weights_filename(RealEsrganModel::kX4Plus);
+  const std::string desc_packed = w + "/" + fs::path(default_faceapi_weights_path()).filename().string();
+  const std::string esr_w = args.get("--esrgan-weights", fs::exists(esr_packed) ? esr_packed : realesrgan_weights_path(RealEsrganModel::kX4Plus));
+  const std::string desc_w = args.get("--descriptor-weights", fs::exists(desc_packed) ? desc_packed : default_faceapi_weights_path());
+  m.esrgan = std::make_unique<Upscaler>(uo, esr_w);
   m.lpips = std::make_unique<metrics::Lpips>(w, m.device);
-  m.desc = std::make_unique<FaceDescriptor>(FaceDescriptor::load(default_faceapi_weights_path(), m.device));
+  m.info += "; Real-ESRGAN " + esr_w + "; descriptor " + desc_w;
+  m.desc = std::make_unique<FaceDescriptor>(FaceDescriptor::load(desc_w, m.device));
   if (std::find(sets.begin(), sets.end(), "synlq") != sets.end())
     m.niqe = std::make_unique<metrics::Niqe>(w + "/niqe/niqe_pris_params.npz");
 
