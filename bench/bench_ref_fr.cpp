@@ -4,7 +4,7 @@
 //
 //   bench_ref_fr --models weights [--data ../shared/data] [--device cpu|cuda] [--limit N]
 //                [--sets london,celeba,celebref_pairs,synlq] [-o docs/results] [--grid PNG]
-//                [--resume] [--threads N] [--resamples 2000]
+//                [--resume] [--threads N] [--resamples 2000] [--conditions severe8,moderate4]
 //   bench_ref_fr --pack DIR [--data ../shared/data] [--sets ...] [--limit N]
 //
 // --limit N keeps the first N faces of each set (default 4: a quick check; 0 = every face).
@@ -184,11 +184,18 @@ UnitResult run_unit(Models& m, const Case& c, const Loaded& l, const Unit& u) {
   return r;
 }
 
+// --conditions severe8,moderate4 restricts the synthetic sets' conditions (quick checks, the unit test).
+std::set<std::string>& condition_filter() {
+  static std::set<std::string> f;
+  return f;
+}
+
 std::vector<Unit> units_of(const Case& c) {
   if (!synthetic_set(c.set)) return {{"given", 0}};
   std::vector<Unit> u;
   for (const std::string p : {"mild", "moderate", "severe"})
-    for (int s : {4, 8}) u.push_back({p, s});
+    for (int s : {4, 8})
+      if (condition_filter().empty() || condition_filter().count(p + std::to_string(s))) u.push_back({p, s});
   return u;
 }
 
@@ -292,6 +299,12 @@ int main(int argc, char** argv) try {
   const std::string root = args.get("--data", f2s_bench::data_dir());
   const auto sets = parse_sets(args.get("--sets", "london,celeba,celebref_pairs,synlq"));
   const int limit = std::stoi(args.get("--limit", "4"));
+  for (const auto& x : split_str(args.get("--conditions", ""), ','))
+    if (!x.empty()) {
+      static const std::set<std::string> known{"mild4", "mild8", "moderate4", "moderate8", "severe4", "severe8"};
+      if (!known.count(x)) throw ArgumentError("--conditions: unknown '" + x + "' (mild4, mild8, moderate4, moderate8, severe4, severe8)");
+      condition_filter().insert(x);
+    }
   const auto cases = load_cases(root, args.get("--split", std::string(F2S_REPO_DIR) + "/bench/ref_fr_split.tsv"), sets, limit);
   if (args.has("--pack")) return run_pack(args, root, cases);
 

@@ -84,7 +84,10 @@ inline std::vector<Case> cases_from_data(const std::string& root, const std::vec
         }
         if (c.gt.empty() || c.refs.empty()) throw FormatError(root + "/" + e.source + ": " + e.identity + " lacks a neutral or a smiling photo");
       } else {
-        if (files.size() < 2) throw FormatError(root + "/" + e.source + ": " + e.identity + " has fewer than 2 faces");
+        if (files.size() < 2) {  // nothing to use as a reference: said, and left out
+          log_warn(root + "/" + e.source + ": " + e.identity + " has fewer than 2 faces; not benchmarked");
+          continue;
+        }
         c.gt = rel(files[0], r);  // the first photo by name is the ground truth, the next three the references
         for (size_t k = 1; k < files.size() && k <= 3; ++k) c.refs.push_back(rel(files[k], r));
       }
