@@ -453,7 +453,9 @@ inline std::string report_markdown(const std::vector<Row>& rows, const ReportInf
   }
   md << "## How the inputs are made\n\n"
         "- London (held-out people of bench/ref_fr_split.tsv): the neutral photo is the ground truth, the smiling photo the one "
-        "reference. CelebA (CelebA's 29 test identities): the first face by name is the ground truth, the next three the references.\n"
+        "reference. CelebA (CelebA's test identities; the 2 of 29 with a single face have no reference and are left out): the first "
+        "face by name is the ground truth, the next three the references. celebref_pairs: the given lq.png, gt.png and references "
+        "(celebref_00082_17's are celebref/RefsImg/00082). SynLQ: the given degraded image and the identity's three RefsImg photos.\n"
         "- The ground truth is the aligned face area-resized to 128² and rounded to 8 bits (as the trainer loads its targets). It is "
         "degraded by the degradation engine (preset mild, moderate or severe; seed fixed per face, preset and scale) with the face "
         "downscaled ×4 or ×8 (32² or 16²), then bicubic-resized back to 128²: Ref-FR's input, exactly as train_ref_fr.cpp builds it. "
@@ -464,7 +466,8 @@ inline std::string report_markdown(const std::vector<Row>& rows, const ReportInf
         "- Another person's references: case i of a set gets the references of case i+1 (a fixed cyclic derangement), as many as the "
         "right ones where available.\n"
         "- Identity: the 128² output is put in the FFHQ frame at 512² and cropped to the descriptor's 150² chip exactly as the "
-        "identity module does for an aligned face crop (`face2scene metrics --refs`).\n";
+        "identity module does for an aligned face crop (`face2scene metrics --refs`). A run from a --pack folder (the GPU machine) "
+        "uses the descriptor's weights stored as fp16.\n";
   return md.str();
 }
 
