@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <random>
 
 #include "../bench/ref_fr_bench_util.hpp"
@@ -168,8 +169,8 @@ TEST(BenchRefFr, CasesComeFromTestIdentitiesWithADerangement) {
   f2s_test::remove_tree(dir);
 }
 
-// The benchmark end to end on one held-out London face (2 of the 6 conditions × 7 methods, to stay
-// well under a minute on a loaded 2-core CPU), CPU.
+// The benchmark end to end on one held-out London face (severe ×8 only, of the 6 conditions, to stay
+// under a minute on a loaded 2-core CPU), CPU.
 TEST(BenchRefFr, OneFaceRun) {
 #ifndef F2S_BENCH_REF_FR
   GTEST_SKIP() << "bench_ref_fr is not built (Google Benchmark missing)";
@@ -182,7 +183,7 @@ TEST(BenchRefFr, OneFaceRun) {
     GTEST_SKIP() << "Ref-FR, face-descriptor or Real-ESRGAN x4plus weights missing";
   const auto dir = f2s_test::temp_dir("rfb_run");
   const std::string cmd = std::string(F2S_BENCH_REF_FR) + " --models " + weights + " --data " + f2s_test::data_dir() +
-                          " --limit 1 --sets london --conditions severe8,mild4 --resamples 200 -o " + dir + " 2>&1";
+                          " --limit 1 --sets london --conditions severe8 --resamples 200 -o " + dir + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   ASSERT_NE(p, nullptr);
   std::string log;
@@ -190,7 +191,7 @@ TEST(BenchRefFr, OneFaceRun) {
   while (fgets(buf, sizeof buf, p)) log += buf;
   ASSERT_EQ(pclose(p), 0) << log;
   const auto rows = parse_csv(read_file(dir + "/ref_fr_bench.csv"), "csv");
-  ASSERT_EQ(rows.size(), 2u * methods().size()) << log;
+  ASSERT_EQ(rows.size(), methods().size()) << log;
   for (const auto& r : rows) {
     EXPECT_EQ(r.set, "london");
     EXPECT_TRUE(std::isfinite(r.psnr) && r.psnr > 10 && r.psnr < 60) << r.method << " " << r.psnr;
@@ -203,14 +204,12 @@ TEST(BenchRefFr, OneFaceRun) {
     if (r.method == "ref3" || r.method == "wrong" || r.method == "ref1") EXPECT_EQ(r.refs, 1) << r.method;
     else EXPECT_EQ(r.refs, 0) << r.method;
   }
-  // Stronger degradation loses more: bicubic PSNR at severe ×8 is below mild ×4.
-  double mild4 = 0, severe8 = 0;
-  for (const auto& r : rows)
-    if (r.method == "bicubic") {
-      if (r.preset == "mild" && r.scale == 4) mild4 = r.psnr;
-      if (r.preset == "severe" && r.scale == 8) severe8 = r.psnr;
-    }
-  EXPECT_GT(mild4, severe8);
+  // The networks ran: an untrained Ref-FR returns its input exactly (bicubic), the trained one is
+  // far closer perceptually at severe ×8 (LPIPS 0.72 -> 0.09 on this face when written).
+  std::map<std::string, double> lp;
+  for (const auto& r : rows) lp[r.method] = r.lpips;
+  EXPECT_LT(lp["ref3"], lp["bicubic"] - 0.1);
+  EXPECT_LT(lp["blind"], lp["bicubic"] - 0.1);
   const auto md = read_file(dir + "/ref_fr_bench.md");
   EXPECT_NE(md.find("### london, severe ×8 (1 faces)"), std::string::npos);
   const Image grid = read_image(dir + "/ref_fr_grid.png");
