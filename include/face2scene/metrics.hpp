@@ -134,4 +134,20 @@ Summary summarize(const std::vector<double>& values, int* skipped = nullptr);
 // Quantile of Student's t distribution with `df` degrees of freedom (p in (0,1)).
 double student_t_quantile(double p, int df);
 
+// Percentile bootstrap of the mean: `resamples` resamples with replacement (a fixed seed, so a
+// report is reproducible), the (1-level)/2 and (1+level)/2 quantiles of the resampled means.
+// No normality assumption: identity matches are 0/1 and LPIPS is skewed. Non-finite values are
+// skipped; n = 0 gives NaNs, n = 1 a zero-width interval.
+struct BootstrapCI {
+  int n = 0;
+  double mean = 0, lo = 0, hi = 0;
+};
+BootstrapCI bootstrap_mean_ci(const std::vector<double>& values, int resamples = 2000, double level = 0.95,
+                              uint64_t seed = 1);
+// The paired difference a[i] - b[i] (equal lengths, else ArgumentError); pairs with a non-finite
+// side are skipped. Resampling the pairs keeps what is shared by both sides (the face, its
+// degradation) out of the interval.
+BootstrapCI paired_bootstrap_ci(const std::vector<double>& a, const std::vector<double>& b, int resamples = 2000,
+                                double level = 0.95, uint64_t seed = 1);
+
 }  // namespace face2scene::metrics

@@ -1,6 +1,9 @@
-// Mean and Student-t 95% confidence interval for the folder summaries.
+// Mean and Student-t 95% confidence interval for the folder summaries; bootstrap intervals for
+// the benchmarks.
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <random>
 
 #include "face2scene/metrics.hpp"
 
@@ -89,6 +92,57 @@ Summary summarize(const std::vector<double>& values, int* skipped) {
   s.sd = std::sqrt(ss / (s.n - 1));
   s.ci95 = student_t_quantile(0.975, s.n - 1) * s.sd / std::sqrt(static_cast<double>(s.n));
   return s;
+}
+
+BootstrapCI bootstrap_mean_ci(const std::vector<double>& values, int resamples, double level, uint64_t seed) {
+  if (!(level > 0 && level < 1)) throw ArgumentError("bootstrap_mean_ci: level must be in (0,1)");
+  if (resamples < 1) throw ArgumentError("bootstrap_mean_ci: resamples must be >= 1");
+  std::vector<double> v;
+  for (double x : values)
+    if (std::isfinite(x)) v.push_back(x);
+  BootstrapCI ci;
+  ci.n = static_cast<int>(v.size());
+  if (v.empty()) {
+    ci.mean = ci.lo = ci.hi = std::numeric_limits<double>::quiet_NaN();
+    return ci;
+  }
+  double sum = 0;
+  for (double x : v) sum += x;
+  ci.mean = sum / double(v.size());
+  if (v.size() == 1) {
+    ci.lo = ci.hi = ci.mean;
+    return ci;
+  }
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<size_t> pick(0, v.size() - 1);
+  std::vector<double> means(static_cast<size_t>(resamples));
+  for (auto& m : means) {
+    double s = 0;
+    for (size_t i = 0; i < v.size(); ++i) s += v[pick(rng)];
+    m = s / double(v.size());
+  }
+  std::sort(means.begin(), means.end());
+  // Linear interpolation between order statistics (numpy's default quantile).
+  auto quantile = [&](double q) {
+    const double pos = q * double(means.size() - 1);
+    const size_t i = static_cast<size_t>(std::floor(pos));
+    const size_t j = std::min(i + 1, means.size() - 1);
+    return means[i] + (pos - double(i)) * (means[j] - means[i]);
+  };
+  ci.lo = quantile((1 - level) / 2);
+  ci.hi = quantile((1 + level) / 2);
+  return ci;
+}
+
+BootstrapCI paired_bootstrap_ci(const std::vector<double>& a, const std::vector<double>& b, int resamples, double level,
+                                uint64_t seed) {
+  if (a.size() != b.size())
+    throw ArgumentError("paired_bootstrap_ci: " + std::to_string(a.size()) + " and " + std::to_string(b.size()) +
+                        " values (a paired difference needs equal lengths)");
+  std::vector<double> d;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (std::isfinite(a[i]) && std::isfinite(b[i])) d.push_back(a[i] - b[i]);
+  return bootstrap_mean_ci(d, resamples, level, seed);
 }
 
 }  // namespace face2scene::metrics
