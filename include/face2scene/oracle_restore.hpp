@@ -26,7 +26,9 @@ struct OracleModelPaths {
 struct OracleOptions {
   torch::Device device = torch::kCPU;
   torch::Dtype dtype = torch::kFloat32;  // CUDA: kBFloat16 / kHalf for the restorer
-  TileOptions tiles{};                   // tile = 0: whole image
+  // tile = 0: whole image. Sizes count network positions: input pixels at ×4, 4x4 pixel blocks at
+  // ×1 (where the network runs on the block grid: --tile 256 means 1024-pixel tiles there).
+  TileOptions tiles{};
   // The conditioning adapters normalise every tile with GroupNorm statistics of the whole image,
   // so the result does not depend on the tile size or device. They come from one extra pass over
   // the image up to the last adapter (tiled runs only; an untiled run takes them on the way), or

@@ -131,14 +131,11 @@ torch::Tensor OracleRestorer::restore(const torch::Tensor& lq_in, const torch::T
     const int64_t ph = (4 - h % 4) % 4, pw = (4 - w % 4) % 4;
     if (ph || pw) x = F::pad(x, F::PadFuncOptions({0, pw, 0, ph}).mode(torch::kReplicate));
   }
-  TileOptions tiles = options_.tiles;
-  if (scale == 1 && tiles.tile > 0) {
-    // The same tile, overlap and margin in 4x4 blocks (rounded so that run_tiled's rule
-    // 2*margin < overlap < tile/2 still holds).
-    tiles.overlap = std::max(tiles.overlap / 4, 3);
-    tiles.margin = std::min(tiles.margin / 4, (tiles.overlap - 1) / 2);
-    tiles.tile = std::max(tiles.tile / 4, 2 * tiles.overlap + 1);
-  }
+  // At ×1 the network works on the grid of 4x4 blocks, so tile, overlap and margin count blocks
+  // there (network positions, as input pixels do at ×4). Scaling them down by 4 instead would
+  // leave a 3-block margin against a receptive field of ~34 positions: tiles then differed from
+  // the untiled result by up to 43/255.
+  const TileOptions& tiles = options_.tiles;
   const int64_t gh = scale == 1 ? x.size(2) / 4 : h, gw = scale == 1 ? x.size(3) / 4 : w;
   const bool tiled = tiles.tile > 0 && (tiles.tile < gh || tiles.tile < gw);
   // Untiled and small enough: GroupNorm over the image itself, exactly as trained. Otherwise

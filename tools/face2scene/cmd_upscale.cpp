@@ -85,8 +85,8 @@ Command setup_upscale(CLI::App& app, GlobalOptions& g) {
             if (files.empty()) throw ArgumentError("no images found in the inputs");
             bool out_is_dir = files.size() > 1 || fs::is_directory(a->out) || !is_image_path(a->out);
             for (const auto& in : a->inputs) out_is_dir = out_is_dir || fs::is_directory(in);
+            const auto outs = output_paths_for(files, a->out, out_is_dir);  // before anything is created
             if (out_is_dir) ensure_directory(a->out);
-            const auto outs = output_paths_for(files, a->out, out_is_dir);
             std::vector<std::pair<std::string, std::string>> todo;
             for (size_t i = 0; i < files.size(); ++i) {
               const std::string& f = files[i];
