@@ -100,6 +100,34 @@ TEST(SceneRestorer, StartsAsTheBaseModelAndConditioningThenMatters) {
   for (auto& p : net->base->parameters()) EXPECT_FALSE(p.requires_grad());
 }
 
+TEST(SceneRestorer, WholeImageStatisticsReproduceGroupNormAndStayPerImage) {
+  // Normalising with adapter_stats of the same input is GroupNorm itself (the untiled result does
+  // not change), on both backbones and at ×4 and ×1; the statistics of a batch are those of each
+  // image alone (no mixing across the batch).
+  for (const auto& o : {tiny_options(), tiny_x4plus_options()}) {
+    SceneRestorer net(o);
+    net->load_base(random_base(o), "random");
+    torch::NoGradGuard ng;
+    for (auto& p : net->adapters->parameters()) p.normal_(0, 0.3);
+    auto x = torch::rand({2, 3, 16, 20});
+    auto tokens = torch::randn({2, 21, 32});
+    for (int scale : {4, 1}) {
+      const auto stats = net->adapter_stats(x, tokens, scale);
+      ASSERT_EQ(stats.mean.size(), net->adapters->size());
+      const auto plain = net->forward(x, tokens, scale), fixed = net->forward(x, tokens, scale, &stats);
+      EXPECT_LT((plain - fixed).abs().max().item<float>(), 1e-4f) << "scale " << scale;
+      const auto one = net->adapter_stats(x.narrow(0, 1, 1), tokens.narrow(0, 1, 1), scale);
+      for (size_t k = 0; k < stats.mean.size(); ++k) {
+        EXPECT_LT((stats.mean[k][1] - one.mean[k][0]).abs().max().item<float>(), 1e-5f) << k;
+        EXPECT_LT((stats.var[k][1] - one.var[k][0]).abs().max().item<float>(), 1e-5f) << k;
+      }
+      // Statistics of another image change the result: they are used, not ignored.
+      const auto other = net->adapter_stats(torch::rand({2, 3, 16, 20}) * 0.2, tokens, scale);
+      EXPECT_GT((net->forward(x, tokens, scale, &other) - plain).abs().max().item<float>(), 1e-3f);
+    }
+  }
+}
+
 TEST(SceneRestorer, FileRoundTripIsStrict) {
   const auto o = tiny_options();
   const std::string dir = f2s_test::temp_dir("restorer_io");
