@@ -148,6 +148,23 @@ TEST(OracleRestore, TiledEqualsUntiledAtX1) {
   expect_tile_invariant(make_case(1, 400, 200, 358, 638, "moderate", 22), 1, {{88, 40, 16}, {97, 48, 20}, {128, 48, 20}});
 }
 
+TEST(OracleRestore, DownscaledStatisticsKeepTiledEqualToUntiled) {
+  // Above stats_max_pixels the statistics come from a downscaled copy, for tiled and untiled runs
+  // alike: the two still agree (here forced with a 64x64-pixel limit on a 96 x 128 crop).
+  F2S_REQUIRE_ORACLE_DATA();
+  const auto c = make_case(4, 300, 112, 96, 128, "moderate", 51);
+  const auto paths = OracleModelPaths::locate(models_dir());
+  OracleOptions small = OracleOptions{}, small_tiled = tiled(97, 48, 20);
+  small.stats_max_pixels = small_tiled.stats_max_pixels = 64 * 64;
+  OracleRestorer whole(paths, small), tiles(paths, small_tiled), exact(paths, OracleOptions{});
+  const auto tokens = whole.tokens(whole.code_map(c.face_lq, c.face_hq));
+  const auto a = whole.restore(c.scene_lq, tokens, 4), b = tiles.restore(c.scene_lq, tokens, 4);
+  EXPECT_GE(psnr(a, b), 50.0);
+  EXPECT_LE((a - b).abs().max().item<float>() * 255.f, 2.0f);
+  // The downscaled statistics are used (the result moves a little from the full-image one).
+  EXPECT_GT((a - exact.restore(c.scene_lq, tokens, 4)).abs().max().item<float>(), 1e-4f);
+}
+
 TEST(OracleRestore, BatchItemsStayApart) {
   // Two photos with different tokens in one tiled batch: each result equals that photo restored
   // alone (per-image statistics, no mixing across the batch).
