@@ -86,49 +86,7 @@ std::string ncnn_dir() {
   } while (0)
 }  // namespace
 
-TEST(Tiling, StartsCoverTheImage) {
-  EXPECT_EQ(tile_starts(100, 0, 8), std::vector<int>{0});
-  EXPECT_EQ(tile_starts(100, 128, 8), std::vector<int>{0});
-  EXPECT_EQ(tile_starts(100, 40, 8), (std::vector<int>{0, 30, 60}));
-  EXPECT_EQ(tile_starts(256, 200, 32), (std::vector<int>{0, 111}));
-}
-
-TEST(Tiling, PointwiseModelIsExactAcrossTiles) {
-  // A model without spatial context: tiling must reproduce it everywhere (weights sum to 1).
-  auto x = torch::rand({1, 3, 37, 53});
-  auto fn = [](const torch::Tensor& t) {
-    return torch::nn::functional::interpolate(
-        t * 0.5 + 0.25, torch::nn::functional::InterpolateFuncOptions().scale_factor(std::vector<double>{2, 2}).mode(torch::kNearest));
-  };
-  TileOptions o;
-  o.tile = 20;
-  o.overlap = 8;
-  o.margin = 2;
-  auto tiled = run_tiled(x, 2, o, fn);
-  EXPECT_LT((tiled - fn(x)).abs().max().item<float>(), 1e-6f);
-}
-
-TEST(Tiling, RealModelTiledMatchesUntiled) {
-  // The criterion: tiled and untiled differ by < 1/255 away from the image borders.
-  REQUIRE_WEIGHTS(RealEsrganModel::kGeneralX4V3);
-  UpscaleOptions o;
-  o.model = RealEsrganModel::kGeneralX4V3;
-  Upscaler whole(o);
-  o.tiles.tile = 100;
-  o.tiles.overlap = 44;
-  o.tiles.margin = 20;
-  Upscaler tiled(o);
-  F2S_REQUIRE_DATA("natural/Kodak24/kodim15.png");
-  auto img = image_to_tensor(read_image(f2s_test::data_path("natural/Kodak24/kodim15.png")), torch::kCPU,
-                             torch::kFloat32, true)
-                 .slice(1, 150, 278)
-                 .slice(2, 280, 408)
-                 .unsqueeze(0);
-  auto a = whole.upscale_x4(img), b = tiled.upscale_x4(img);
-  const int border = 16;  // output pixels
-  auto d = (a - b).abs().slice(2, border, a.size(2) - border).slice(3, border, a.size(3) - border);
-  EXPECT_LT(d.max().item<float>(), 1.0f / 255.0f);
-}
+// The tiling tests live in test_tiling.cpp.
 
 TEST(RealEsrgan, ParameterCountsOfTheReferenceArchitectures) {
   // Published sizes: RealESRGAN_x4plus 16,697,987 parameters; realesr-general-x4v3 1,213,296.

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "face2scene/core.hpp"
 #include "face2scene/degrade.hpp"
@@ -11,6 +12,7 @@
 #include "face2scene/tensor.hpp"
 #include "face2scene/train.hpp"
 #include "test_util.hpp"
+#include "train/train_util.hpp"
 
 using namespace face2scene;
 
@@ -96,6 +98,34 @@ TEST(SceneRestorer, StartsAsTheBaseModelAndConditioningThenMatters) {
   // The base is frozen and never part of what is shipped.
   for (const auto& [k, v] : net->trainable_state()) EXPECT_NE(k.rfind("base.", 0), 0u) << k;
   for (auto& p : net->base->parameters()) EXPECT_FALSE(p.requires_grad());
+}
+
+TEST(SceneRestorer, WholeImageStatisticsReproduceGroupNormAndStayPerImage) {
+  // Normalising with adapter_stats of the same input is GroupNorm itself (the untiled result does
+  // not change), on both backbones and at ×4 and ×1; the statistics of a batch are those of each
+  // image alone (no mixing across the batch).
+  for (const auto& o : {tiny_options(), tiny_x4plus_options()}) {
+    SceneRestorer net(o);
+    net->load_base(random_base(o), "random");
+    torch::NoGradGuard ng;
+    for (auto& p : net->adapters->parameters()) p.normal_(0, 0.3);
+    auto x = torch::rand({2, 3, 16, 20});
+    auto tokens = torch::randn({2, 21, 32});
+    for (int scale : {4, 1}) {
+      const auto stats = net->adapter_stats(x, tokens, scale);
+      ASSERT_EQ(stats.mean.size(), net->adapters->size());
+      const auto plain = net->forward(x, tokens, scale), fixed = net->forward(x, tokens, scale, &stats);
+      EXPECT_LT((plain - fixed).abs().max().item<float>(), 1e-4f) << "scale " << scale;
+      const auto one = net->adapter_stats(x.narrow(0, 1, 1), tokens.narrow(0, 1, 1), scale);
+      for (size_t k = 0; k < stats.mean.size(); ++k) {
+        EXPECT_LT((stats.mean[k][1] - one.mean[k][0]).abs().max().item<float>(), 1e-5f) << k;
+        EXPECT_LT((stats.var[k][1] - one.var[k][0]).abs().max().item<float>(), 1e-5f) << k;
+      }
+      // Statistics of another image change the result: they are used, not ignored.
+      const auto other = net->adapter_stats(torch::rand({2, 3, 16, 20}) * 0.2, tokens, scale);
+      EXPECT_GT((net->forward(x, tokens, scale, &other) - plain).abs().max().item<float>(), 1e-3f);
+    }
+  }
 }
 
 TEST(SceneRestorer, FileRoundTripIsStrict) {
@@ -299,21 +329,58 @@ TEST(Training, NormaliserMasksConstantSlots) {
   EXPECT_LT(t.abs().mean().item<float>(), 3.0f);
 }
 
-TEST(Training, AdamWMinimisesAndCheckpointsItsState) {
+TEST(Training, AdamWMinimisesAndItsStateRoundTripsExactly) {
   auto w = torch::full({3}, 5.0).set_requires_grad(true);
   AdamW opt({w}, 0.1);
-  for (int i = 0; i < 300; ++i) {
-    opt.zero_grad();
-    (w - torch::tensor({1.0, -2.0, 0.5})).pow(2).sum().backward();
-    opt.step();
-  }
+  auto step = [](AdamW& o, torch::Tensor& p) {
+    o.zero_grad();
+    (p - torch::tensor({1.0, -2.0, 0.5})).pow(2).sum().backward();
+    o.step();
+  };
+  for (int i = 0; i < 300; ++i) step(opt, w);
   EXPECT_LT((w - torch::tensor({1.0, -2.0, 0.5})).abs().max().item<float>(), 0.05);
-  auto st = opt.state();
-  AdamW other({torch::zeros({3}).set_requires_grad(true)}, 0.1);
+  // A copy of the parameter with the float32 state continues bit for bit like the original.
+  const auto st = opt.state(torch::kFloat32);
+  ASSERT_EQ(st.at("m.0").scalar_type(), torch::kFloat32);
+  EXPECT_GT(st.at("v.0").abs().sum().item<double>(), 0.0);
+  auto w2 = w.detach().clone().set_requires_grad(true);
+  AdamW other({w2}, 0.1);
   other.load_state(st, "state");
   EXPECT_EQ(other.steps(), 300);
+  for (int i = 0; i < 5; ++i) step(opt, w), step(other, w2);
+  EXPECT_TRUE(torch::equal(w, w2));
+  for (const auto& [k, v] : opt.state(torch::kFloat32)) EXPECT_TRUE(torch::equal(v, other.state(torch::kFloat32).at(k))) << k;
+  // A saved state is a copy: later steps leave it as it was.
+  EXPECT_FALSE(torch::equal(st.at("m.0"), opt.state(torch::kFloat32).at("m.0")));
+  EXPECT_EQ(opt.state().at("m.0").scalar_type(), torch::kBFloat16);  // the compact default
   AdamW wrong({torch::zeros({4}).set_requires_grad(true)}, 0.1);
   EXPECT_THROW(wrong.load_state(st, "state"), FormatError);
+}
+
+TEST(Training, CheckpointFilesAndClock) {
+  const std::string dir = f2s_test::temp_dir("checkpoint_file");
+  CheckpointGroups g;
+  g["net.a"]["w"] = torch::randn({2, 3});
+  g["net.a"]["n"] = torch::tensor({int64_t(7)});
+  g["opt"]["m.0"] = torch::randn({4});
+  save_checkpoint(dir + "/c.safetensors", g, 42);
+  const auto c = load_checkpoint(dir + "/c.safetensors");
+  EXPECT_EQ(c.step, 42);
+  EXPECT_TRUE(torch::equal(c.group("net.a").at("w"), g["net.a"]["w"]));
+  EXPECT_TRUE(torch::equal(c.group("opt").at("m.0"), g["opt"]["m.0"]));
+  try {
+    c.group("missing");
+    ADD_FAILURE() << "a missing group was accepted";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("c.safetensors"), std::string::npos) << e.what();
+  }
+  // Only the file itself is left (written to a temporary and renamed).
+  for (const auto& e : std::filesystem::directory_iterator(dir)) EXPECT_EQ(e.path().filename().string(), "c.safetensors");
+  CheckpointClock never(0), always(1e-9);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  EXPECT_FALSE(never.due());
+  EXPECT_TRUE(always.due());
+  f2s_test::remove_tree(dir);
 }
 
 namespace {
@@ -435,5 +502,108 @@ TEST(Training, FaDeXStepsRunResumeAndLog) {
   r = train_restorer(rx);
   EXPECT_EQ(r.steps, 1);
   EXPECT_EQ(restorer_backbone(rx.common.out_dir + "/restorer_blind.safetensors"), RealEsrganModel::kX4Plus);
+  f2s_test::remove_tree(dir);
+}
+
+namespace {
+FaDeXTrainOptions tiny_fadex_training(const std::string& data, const std::string& out) {
+  FaDeXTrainOptions o;
+  o.common.data.faces_dir = data + "/faces";
+  o.common.data.scenes_dir = data + "/scenes";
+  o.common.data.face_size = 32;
+  o.common.data.face_crop = 32;
+  o.common.out_dir = out;
+  o.common.log_every = 1;
+  o.common.presets = {"mild", "severe"};
+  o.common.x1_fraction = 0.5;
+  o.net = tiny_fadex_options();
+  o.degradations = 4;
+  return o;
+}
+
+// Two checkpoint files hold the same step and bit-identical tensors, group by group.
+void expect_same_checkpoint(const std::string& a, const std::string& b, const std::vector<std::string>& groups) {
+  const auto ca = load_checkpoint(a), cb = load_checkpoint(b);
+  EXPECT_EQ(ca.step, cb.step);
+  ASSERT_EQ(ca.groups.size(), cb.groups.size());
+  for (const auto& name : groups) {
+    const auto& ga = ca.group(name);
+    const auto& gb = cb.group(name);
+    ASSERT_EQ(ga.size(), gb.size()) << name;
+    for (const auto& [k, v] : ga) {
+      ASSERT_TRUE(gb.count(k)) << name << "/" << k;
+      EXPECT_TRUE(torch::equal(v, gb.at(k))) << name << "/" << k << " differs after resuming: max |diff| "
+                                             << (v.to(torch::kDouble) - gb.at(k).to(torch::kDouble)).abs().max().item<double>();
+    }
+  }
+}
+
+// The optimiser part of a checkpoint group: float32 moments that training has filled.
+void expect_full_precision_moments(const std::string& path, const std::string& group) {
+  const auto c = load_checkpoint(path);
+  const auto& g = c.group(group);
+  ASSERT_TRUE(g.count("m.0") && g.count("v.0") && g.count("t")) << group;
+  EXPECT_EQ(g.at("t").item<int64_t>(), c.step);
+  double sum = 0;
+  for (const auto& [k, v] : g) {
+    if (k == "t") continue;
+    EXPECT_EQ(v.scalar_type(), torch::kFloat32) << group << "/" << k;
+    sum += v.abs().sum().item<double>();
+  }
+  EXPECT_GT(sum, 0.0) << group;
+}
+}  // namespace
+
+TEST(Training, FaDeXResumeIsExact) {
+  // 4 steps in one go, and 2 + 2 with a checkpoint in between: the same weights AND the same
+  // AdamW moments (exp_avg, exp_avg_sq) and step, bit for bit.
+  const std::string dir = make_toy_data(f2s_test::temp_dir("fadex_exact"));
+  auto whole = tiny_fadex_training(dir, dir + "/whole");
+  whole.common.max_steps = 4;
+  train_fadex(whole);
+  auto split = tiny_fadex_training(dir, dir + "/split");
+  split.common.max_steps = 2;
+  split.common.checkpoint_minutes = 1e-9;  // the timed checkpoint after every step changes nothing
+  train_fadex(split);
+  split.common.max_steps = 4;
+  EXPECT_EQ(train_fadex(split).steps, 2);
+  const std::string file = std::string("/") + kFaDeXStateFile;
+  expect_full_precision_moments(dir + "/whole" + file, "fadex.opt");
+  expect_same_checkpoint(dir + "/whole" + file, dir + "/split" + file, {"fadex.net", "fadex.opt"});
+  EXPECT_EQ(read_file(dir + "/whole/fadex.safetensors"), read_file(dir + "/split/fadex.safetensors"));
+  f2s_test::remove_tree(dir);
+}
+
+TEST(Training, RestorerResumeIsExact) {
+  if (!f2s_test::have_data("weights/lpips_v0.1")) GTEST_SKIP() << "shared data (LPIPS weights) not found";
+  const std::string dir = make_toy_data(f2s_test::temp_dir("restorer_exact"));
+  auto fo = tiny_fadex_training(dir, dir + "/fadex");
+  fo.common.max_steps = 1;
+  train_fadex(fo);
+  auto make = [&](const std::string& out) {
+    RestorerTrainOptions ro;
+    ro.common = tiny_fadex_training(dir, out).common;
+    ro.net = tiny_options();
+    ro.mapnet = tiny_mapnet_options();
+    ro.fadex_weights = dir + "/fadex/fadex.safetensors";
+    ro.base_weights = dir + "/base.safetensors";
+    ro.lpips_weights = f2s_test::data_path("weights");
+    ro.batch = 2;
+    ro.crop = 32;
+    return ro;
+  };
+  save_safetensors(dir + "/base.safetensors", random_base(tiny_options()), {{"arch", "SRVGGNetCompact"}, {"version", "1"}});
+  auto whole = make(dir + "/whole");
+  whole.common.max_steps = 3;
+  train_restorer(whole);
+  auto split = make(dir + "/split");
+  split.common.max_steps = 1;
+  train_restorer(split);
+  split.common.max_steps = 3;
+  EXPECT_EQ(train_restorer(split).steps, 2);
+  const std::string file = std::string("/") + kRestorerStateFile;
+  expect_full_precision_moments(dir + "/whole" + file, "restorer.opt");
+  expect_same_checkpoint(dir + "/whole" + file, dir + "/split" + file,
+                         {"restorer.net", "restorer.mapnet", "restorer.opt", "restorer_blind.net", "restorer_blind.opt"});
   f2s_test::remove_tree(dir);
 }

@@ -87,7 +87,7 @@ class Progress {
 };
 
 // ---- files ---------------------------------------------------------------------------------
-// Writes go to "<path>.tmp-<pid>" and are renamed into place, so a failure never leaves a
+// Writes go to "<path>.tmp-<pid>-<n>" (n counts the calls of this process) and are renamed into place, so a failure never leaves a
 // half-written output behind. `write` receives the temporary path.
 void write_atomically(const std::string& path, const std::function<void(const std::string&)>& write);
 void write_file_atomically(const std::string& path, const std::string& bytes);

@@ -26,7 +26,15 @@ struct OracleModelPaths {
 struct OracleOptions {
   torch::Device device = torch::kCPU;
   torch::Dtype dtype = torch::kFloat32;  // CUDA: kBFloat16 / kHalf for the restorer
-  TileOptions tiles{};                   // tile = 0: whole image
+  // tile = 0: whole image. Sizes count network positions: input pixels at ×4, 4x4 pixel blocks at
+  // ×1 (where the network runs on the block grid: --tile 256 means 1024-pixel tiles there).
+  TileOptions tiles{};
+  // The conditioning adapters normalise every tile with GroupNorm statistics of the whole image,
+  // so the result does not depend on the tile size or device. They come from one extra pass over
+  // the image up to the last adapter (tiled runs only; an untiled run takes them on the way), or
+  // over a copy downscaled to this many pixels when the image is larger (then for untiled runs
+  // too, so that tiled and untiled still agree).
+  int64_t stats_max_pixels = int64_t(1) << 20;
 };
 
 class OracleRestorer {
@@ -42,7 +50,8 @@ class OracleRestorer {
   std::vector<DegradationSummary> read_degradation(const torch::Tensor& face_lq, const torch::Tensor& face_hq) const;
   // 21 tokens from a code map, or the learned null tokens when `code_map` is undefined.
   torch::Tensor tokens(const torch::Tensor& code_map) const;
-  // lq [1,3,H,W] in [0,1] -> restored [1,3,sH,sW] float32 on the CPU, clamped. scale 4 or 1.
+  // lq [B,3,H,W] in [0,1] -> restored [B,3,sH,sW] float32 on the CPU, clamped. scale 4 or 1.
+  // Tiled or not, the same result up to float rounding (within 50 dB PSNR / 2/255 at the seams).
   torch::Tensor restore(const torch::Tensor& lq, const torch::Tensor& tokens, int scale) const;
   Image restore(const Image& lq, const torch::Tensor& tokens, int scale) const;
   bool blind_model() const { return blind_; }
@@ -52,6 +61,9 @@ class OracleRestorer {
  private:
   // FaDeX on a pair: batched on the device, the HQ face resized to FaDeX's input side.
   FaDeXOutput run_fadex(const torch::Tensor& face_lq, const torch::Tensor& face_hq) const;
+  // The adapters' statistics for x (on the device, sides multiples of 4 for scale 1): over x, or
+  // over a copy downscaled to stats_max_pixels.
+  AdapterStats image_stats(const torch::Tensor& x, const torch::Tensor& tokens, int scale) const;
   OracleOptions options_;
   mutable FaDeX fadex_{nullptr};
   mutable SceneRestorer net_{nullptr};

@@ -37,10 +37,23 @@ struct SceneRestorerOptions {
   int64_t lora_rank = 8;
 };
 
+// The GroupNorm statistics of every conditioning adapter, in forward order, for one batch:
+// mean and (biased) variance per image and group, [B, groups] float32 each. Tiled inference
+// normalises every tile with the statistics of the whole image (SceneRestorerImpl::adapter_stats),
+// so the result does not depend on the tile size (GroupNorm over a tile would).
+struct AdapterStats {
+  std::vector<torch::Tensor> mean, var;
+};
+
 // Cross-attention of a feature map over condition tokens, then FiLM from the mean token.
 struct CondAdapterImpl : torch::nn::Module {
   CondAdapterImpl(int64_t channels, int64_t token_dim, int64_t heads);
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& tokens);
+  // mean/var undefined: GroupNorm over x itself (training, whole images); else x is normalised
+  // with these statistics ([B, groups]) and the norm's affine parameters.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& tokens, const torch::Tensor& mean = {},
+                        const torch::Tensor& var = {});
+  // What GroupNorm would compute over x: mean and biased variance, [B, groups] float32.
+  std::pair<torch::Tensor, torch::Tensor> group_stats(const torch::Tensor& x) const;
   int64_t heads;
   torch::nn::GroupNorm norm{nullptr};
   torch::nn::Conv2d to_q{nullptr}, to_out{nullptr};
@@ -52,7 +65,13 @@ struct SceneRestorerImpl : torch::nn::Module {
   explicit SceneRestorerImpl(const SceneRestorerOptions& options = {});
   // x: [B,3,H,W] in [0,1]; tokens: [B,T,token_dim]. scale 4 -> [B,3,4H,4W]; scale 1 -> [B,3,H,W]
   // (H and W multiples of 4 for scale 1). Output is not clamped (training sees the raw values).
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& tokens, int scale = 4);
+  // `stats`: normalise every adapter with these (from adapter_stats of the whole image) instead of
+  // over x; null = GroupNorm over x, as in training.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& tokens, int scale = 4,
+                        const AdapterStats* stats = nullptr);
+  // The adapters' GroupNorm statistics over the whole of x (what forward(x, tokens, scale) uses):
+  // runs the network up to its last adapter only.
+  AdapterStats adapter_stats(const torch::Tensor& x, const torch::Tensor& tokens, int scale = 4);
   // Copies the backbone's Real-ESRGAN weights into the base and re-initialises the ×1 stem from
   // its first convolution; freezes the base.
   void load_base(const TensorMap& srvgg_weights, const std::string& source);
@@ -79,8 +98,18 @@ struct SceneRestorerImpl : torch::nn::Module {
   void add_lora(int64_t in_channels, int64_t out_channels);
   // base_out + up(down(in) · gate_k): the k-th adapted convolution's output.
   torch::Tensor lora(size_t k, const torch::Tensor& in, const torch::Tensor& base_out, const torch::Tensor& mean_token);
-  torch::Tensor forward_srvgg(const torch::Tensor& x, const torch::Tensor& tokens, int scale);
-  torch::Tensor forward_rrdb(const torch::Tensor& x, const torch::Tensor& tokens, int scale);  // scene_restorer_x4plus.cpp
+  // How the adapters normalise in one forward pass: with given statistics (`use`), or over the
+  // features while recording them (`record`: the pass stops after the last adapter, returning an
+  // undefined tensor), or neither (plain GroupNorm).
+  struct StatsMode {
+    const AdapterStats* use = nullptr;
+    AdapterStats* record = nullptr;
+  };
+  torch::Tensor adapt(size_t k, const torch::Tensor& h, const torch::Tensor& tokens, const StatsMode& mode);
+  void check_inputs(const torch::Tensor& x, const torch::Tensor& tokens, int scale) const;
+  torch::Tensor forward_srvgg(const torch::Tensor& x, const torch::Tensor& tokens, int scale, const StatsMode& mode);
+  torch::Tensor forward_rrdb(const torch::Tensor& x, const torch::Tensor& tokens, int scale,
+                             const StatsMode& mode);  // scene_restorer_x4plus.cpp
   torch::nn::Conv2d first_conv() const;  // the base's first convolution (the ×1 stem copies it)
 
   // Typed views of the base's layers (registered once, inside the base), so forward never looks

@@ -25,7 +25,18 @@ using TileFunction = std::function<torch::Tensor(const torch::Tensor&)>;
 torch::Tensor run_tiled(const torch::Tensor& x, int scale, const TileOptions& options, const TileFunction& fn,
                         const std::function<void(int, int)>& on_tile = nullptr);
 
-// The tile starts along one axis of `size` pixels (exposed for tests).
-std::vector<int> tile_starts(int size, int tile, int overlap);
+// How one axis of `size` pixels is cut: `starts` in increasing order, every tile `length` long.
+// Rules (tests/test_tiling.cpp): the tiles cover [0, size), length <= tile (unless tile <= 0 or
+// tile >= size: one tile of the whole side), neighbours share at least `overlap` pixels.
+struct TileAxis {
+  std::vector<int> starts;
+  int length = 0;
+};
+TileAxis tile_axis(int size, int tile, int overlap);
+std::vector<int> tile_starts(int size, int tile, int overlap);  // tile_axis(...).starts
+
+// The sum of every tile's blending weight at each output pixel, [sH,sW] (before run_tiled
+// normalises by it): 1 everywhere when the windows are built right (exposed for tests).
+torch::Tensor tile_weight_sum(int height, int width, int scale, const TileOptions& options);
 
 }  // namespace face2scene

@@ -76,8 +76,12 @@ class AdamW {
   void zero_grad();
   void set_lr(double lr) { lr_ = lr; }
   int64_t steps() const { return t_; }
-  TensorMap state() const;  // moments (bf16) and the step count
+  // The moments ("m.<i>", "v.<i>": exp_avg, exp_avg_sq) in `moments` precision and the step count
+  // ("t"). float32 resumes exactly; bf16 halves the file.
+  TensorMap state(torch::Dtype moments = torch::kBFloat16) const;
+  // Takes moments of any floating dtype (converted to the parameters').
   void load_state(const TensorMap& state, const std::string& source);
+  int64_t numel() const;  // parameters (= elements of each moment set)
 
  private:
   std::vector<torch::Tensor> params_, m_, v_;
@@ -97,6 +101,11 @@ struct TrainCommon {
   std::vector<std::string> presets{"mild", "moderate", "severe", "realesrgan"};
   double x1_fraction = 0.3;  // share of batches degraded at ×1 (keep size) instead of ×4
   double lr = 2e-4;
+  // A resume checkpoint is written atomically this often during training (and at the end).
+  double checkpoint_minutes = 2;
+  // Optimiser moments are checkpointed in float32 (exact resume) while all of them together fit
+  // this size, else in bf16 (the GPU machine's carry limits what a checkpoint may weigh).
+  double fp32_moments_max_mb = 48;
 };
 
 struct FaDeXTrainOptions {
@@ -139,6 +148,8 @@ TrainReport train_restorer(const RestorerTrainOptions& options);
 
 // Files written by the trainers (in out_dir).
 inline const char* kFaDeXFile = "fadex.safetensors";
+inline const char* kFaDeXStateFile = "fadex_state.safetensors";        // resume: weights fp32 + moments
+inline const char* kRestorerStateFile = "restorer_state.safetensors";  // resume: every student
 inline const char* kRestorerFile = "restorer.safetensors";          // conditioned: restorer + mapnet
 inline const char* kRestorerBlindFile = "restorer_blind.safetensors";  // blind twin
 inline const char* kRestorerParamsFile = "restorer_params.safetensors";  // true-parameter upper bound

@@ -6,7 +6,7 @@
 # .cache/gpu_weights (general-x4v3 safetensors + LPIPS weights), .cache/ckpt (previous $OUT).
 # Env: FADEX_MIN (default 3; 0 skips), RESTORER_MIN (default 4; 0 skips), LR, EXTRA (more args for
 # both), RESTORER_ARGS (more args for the restorer, e.g. --batch 24 --param-oracle), OPTIM=1 (return
-# the restorers' optimiser moments too), DATA (default .cache/train), W (weights folder, default
+# the resume checkpoints too: <name>_state.safetensors, fp32 weights + AdamW moments, exact resume), DATA (default .cache/train), W (weights folder, default
 # .cache/gpu_weights), BASE (default $W/realesr-general-x4v3.safetensors), CK (working folder,
 # default out/train; without a fadex.safetensors there the restorer uses weights/fadex.safetensors).
 # x4plus: DATA=.cache/train_slim W=.cache/gpu_x4 BASE=.cache/gpu_x4/realesrgan-x4plus.safetensors
@@ -38,10 +38,11 @@ if [ "$RESTORER_MIN" != 0 ]; then
     --base "$BASE" --lpips-weights "$W" ${EXTRA:-} ${RESTORER_ARGS:-} 2>&1 | tee "$CK/restorer_log.txt" | grep -v "^face2scene: debug" | tail -25
 fi
 kill $SMI 2>/dev/null || true
-# At most 8 files come back: FaDeX only when it trained, the optimiser moments only with OPTIM=1.
+# At most 8 files come back: FaDeX only when it trained, the resume checkpoints only with OPTIM=1.
 files="restorer restorer_blind restorer_params param_encoder"
 [ "$FADEX_MIN" != 0 ] && files="fadex $files"
-[ "${OPTIM:-0}" = 1 ] && files="$files restorer_optim restorer_blind_optim"
+[ "${OPTIM:-0}" = 1 ] && files="$files restorer_state"
+[ "${OPTIM:-0}" = 1 ] && [ "$FADEX_MIN" != 0 ] && files="$files fadex_state"
 for f in $files; do
   if [ -f "$CK/$f.safetensors" ]; then cp "$CK/$f.safetensors" "$OUT/"; fi
 done

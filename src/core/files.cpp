@@ -1,6 +1,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -30,8 +31,11 @@ std::string read_file(const std::string& path) {
 
 void write_atomically(const std::string& path,
                       const std::function<void(const std::string&)>& write) {
-  // The temporary sits beside the target so rename() stays on one file system (atomic).
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  // The temporary sits beside the target so rename() stays on one file system (atomic). Its name
+  // is unique per process (pid) and per call (counter), so concurrent writers (threads of one run,
+  // or two runs) never share a temporary, even for the same target.
+  static std::atomic<uint64_t> counter{0};
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1));
   try {
     write(tmp);
   } catch (...) {

@@ -23,9 +23,34 @@ CondAdapterImpl::CondAdapterImpl(int64_t ch, int64_t token_dim, int64_t h) : hea
   film->bias.zero_();
 }
 
-torch::Tensor CondAdapterImpl::forward(const torch::Tensor& x, const torch::Tensor& tokens) {
+std::pair<torch::Tensor, torch::Tensor> CondAdapterImpl::group_stats(const torch::Tensor& x) const {
+  // In float32 whatever the compute dtype: these numbers are shared by every tile of an image.
+  auto g = x.to(torch::kFloat32).reshape({x.size(0), norm->options.num_groups(), -1});
+  auto mean = g.mean(2);
+  auto var = (g - mean.unsqueeze(-1)).pow(2).mean(2);
+  return {mean, var};
+}
+
+torch::Tensor CondAdapterImpl::forward(const torch::Tensor& x, const torch::Tensor& tokens, const torch::Tensor& mean,
+                                       const torch::Tensor& var) {
   const int64_t b = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
-  auto q = to_q(norm(x)).flatten(2).transpose(1, 2);  // [B,HW,C]
+  torch::Tensor n;
+  if (mean.defined()) {
+    const int64_t groups = norm->options.num_groups();
+    if (mean.sizes() != torch::IntArrayRef({b, groups}) || var.sizes() != mean.sizes()) {
+      throw ArgumentError("CondAdapter: statistics must be [" + std::to_string(b) + "," + std::to_string(groups) +
+                          "], got " + c10::str(mean.sizes()));
+    }
+    // GroupNorm's formula with the given statistics.
+    auto g = x.to(torch::kFloat32).reshape({b, groups, -1});
+    g = (g - mean.to(g.device()).unsqueeze(-1)) * torch::rsqrt(var.to(g.device()).unsqueeze(-1) + norm->options.eps());
+    n = g.view({b, c, h, w}) * norm->weight.to(torch::kFloat32).view({1, c, 1, 1}) +
+        norm->bias.to(torch::kFloat32).view({1, c, 1, 1});
+    n = n.to(x.scalar_type());
+  } else {
+    n = norm(x);
+  }
+  auto q = to_q(n).flatten(2).transpose(1, 2);  // [B,HW,C]
   auto kv = to_kv(tokens).chunk(2, -1);               // [B,T,C] each
   auto a = multi_head_attention(q, kv[0], kv[1], heads).transpose(1, 2).reshape({b, c, h, w});
   auto y = x + to_out(a);
@@ -151,7 +176,7 @@ void SceneRestorerImpl::load_trainable_state(const TensorMap& tensors, const std
   load_state_dict_strict(*this, all, source);
 }
 
-torch::Tensor SceneRestorerImpl::forward(const torch::Tensor& x, const torch::Tensor& tokens, int scale) {
+void SceneRestorerImpl::check_inputs(const torch::Tensor& x, const torch::Tensor& tokens, int scale) const {
   if (x.dim() != 4 || x.size(1) != 3) throw ArgumentError("SceneRestorer: expected [B,3,H,W]");
   if (tokens.dim() != 3 || tokens.size(0) != x.size(0) || tokens.size(2) != options.token_dim) {
     throw ArgumentError("SceneRestorer: tokens must be [B,T," + std::to_string(options.token_dim) + "], got " +
@@ -161,10 +186,47 @@ torch::Tensor SceneRestorerImpl::forward(const torch::Tensor& x, const torch::Te
   if (scale == 1 && (x.size(2) % 4 || x.size(3) % 4)) {
     throw ArgumentError("SceneRestorer: ×1 needs sides that are multiples of 4");
   }
-  return rrdb ? forward_rrdb(x, tokens, scale) : forward_srvgg(x, tokens, scale);
 }
 
-torch::Tensor SceneRestorerImpl::forward_srvgg(const torch::Tensor& x, const torch::Tensor& tokens, int scale) {
+torch::Tensor SceneRestorerImpl::forward(const torch::Tensor& x, const torch::Tensor& tokens, int scale,
+                                         const AdapterStats* stats) {
+  check_inputs(x, tokens, scale);
+  if (stats && (stats->mean.size() != adapter_list_.size() || stats->var.size() != adapter_list_.size())) {
+    throw ArgumentError("SceneRestorer: statistics for " + std::to_string(stats->mean.size()) + " adapters, the network has " +
+                        std::to_string(adapter_list_.size()));
+  }
+  StatsMode mode;
+  mode.use = stats;
+  return rrdb ? forward_rrdb(x, tokens, scale, mode) : forward_srvgg(x, tokens, scale, mode);
+}
+
+AdapterStats SceneRestorerImpl::adapter_stats(const torch::Tensor& x, const torch::Tensor& tokens, int scale) {
+  check_inputs(x, tokens, scale);
+  AdapterStats out;
+  StatsMode mode;
+  mode.record = &out;
+  if (rrdb) {
+    forward_rrdb(x, tokens, scale, mode);
+  } else {
+    forward_srvgg(x, tokens, scale, mode);
+  }
+  return out;
+}
+
+torch::Tensor SceneRestorerImpl::adapt(size_t k, const torch::Tensor& h, const torch::Tensor& tokens, const StatsMode& mode) {
+  auto& a = adapter_list_[k];
+  if (mode.record) {
+    auto [mean, var] = a->group_stats(h);
+    mode.record->mean.push_back(mean);
+    mode.record->var.push_back(var);
+    return a(h, tokens, mean, var);
+  }
+  if (mode.use) return a(h, tokens, mode.use->mean[k], mode.use->var[k]);
+  return a(h, tokens);
+}
+
+torch::Tensor SceneRestorerImpl::forward_srvgg(const torch::Tensor& x, const torch::Tensor& tokens, int scale,
+                                               const StatsMode& mode) {
   torch::Tensor h, skip;
   if (scale == 4) {
     h = convs_[0](x);
@@ -181,7 +243,11 @@ torch::Tensor SceneRestorerImpl::forward_srvgg(const torch::Tensor& x, const tor
     h = lora(i - 1, h, convs_[i](h), mean_token);
     if (i + 1 < n) {
       h = prelus_[i](h);
-      if (i % size_t(options.adapter_every) == 0) h = adapter_list_[i / options.adapter_every - 1](h, tokens);
+      if (i % size_t(options.adapter_every) == 0) {
+        const size_t k = i / size_t(options.adapter_every) - 1;
+        h = adapt(k, h, tokens, mode);
+        if (mode.record && k + 1 == adapter_list_.size()) return {};  // all statistics taken
+      }
     }
   }
   return torch::pixel_shuffle(h, 4) + skip;

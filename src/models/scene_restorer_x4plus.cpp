@@ -47,8 +47,8 @@ void SceneRestorerImpl::build_rrdb() {
   }
 }
 
-torch::Tensor SceneRestorerImpl::forward_rrdb(const torch::Tensor& x, const torch::Tensor& tokens,
-                                              int scale) {
+torch::Tensor SceneRestorerImpl::forward_rrdb(const torch::Tensor& x, const torch::Tensor& tokens, int scale,
+                                              const StatsMode& mode) {
   const auto mean_token = tokens.mean(1);
   // ×1: the stem reads the 4×4 pixel blocks, the base then upsamples back to the input size.
   const auto feat = scale == 4 ? rrdb->conv_first(x) : stem_x1(torch::pixel_unshuffle(x, 4));
@@ -69,11 +69,12 @@ torch::Tensor SceneRestorerImpl::forward_rrdb(const torch::Tensor& x, const torc
     }
     h = t * 0.2 + h;
     if ((blk + 1) % options.adapter_every == 0)
-      h = adapter_list_[size_t(blk / options.adapter_every)](h, tokens);
+      h = adapt(size_t(blk / options.adapter_every), h, tokens, mode);
   }
   h = feat + lora(k, h, rrdb->conv_body(h), mean_token);
   ++k;
-  h = adapter_list_.back()(h, tokens);
+  h = adapt(adapter_list_.size() - 1, h, tokens, mode);
+  if (mode.record) return {};  // the last adapter: every statistic taken
   auto u = up2(h);
   h = lrelu(lora(k, u, rrdb->conv_up1(u), mean_token));
   ++k;

@@ -1,6 +1,7 @@
 // Inference of the oracle core (see oracle_restore.hpp).
 #include "face2scene/oracle_restore.hpp"
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 
@@ -99,32 +100,58 @@ torch::Tensor OracleRestorer::tokens(const torch::Tensor& code_map) const {
   return t.to(options_.dtype);
 }
 
+AdapterStats OracleRestorer::image_stats(const torch::Tensor& x, const torch::Tensor& tokens, int scale) const {
+  const int64_t h = x.size(2), w = x.size(3);
+  if (h * w <= options_.stats_max_pixels) return net_->adapter_stats(x, tokens, scale);
+  // Area-preserving downscale (antialiased), in float32; ×1 keeps whole 4x4 blocks.
+  const double k = std::sqrt(double(options_.stats_max_pixels) / double(h * w));
+  const int64_t q = scale == 1 ? 4 : 1;
+  const int64_t sh = std::max<int64_t>(q, int64_t(std::lround(h * k / q)) * q);
+  const int64_t sw = std::max<int64_t>(q, int64_t(std::lround(w * k / q)) * q);
+  auto small = F::interpolate(x.to(torch::kFloat32), F::InterpolateFuncOptions()
+                                                        .size(std::vector<int64_t>{sh, sw})
+                                                        .mode(torch::kBilinear)
+                                                        .align_corners(false)
+                                                        .antialias(true))
+                   .clamp_(0, 1)
+                   .to(x.scalar_type());
+  return net_->adapter_stats(small, tokens, scale);
+}
+
 torch::Tensor OracleRestorer::restore(const torch::Tensor& lq_in, const torch::Tensor& tokens_in, int scale) const {
   torch::NoGradGuard ng;
+  if (scale != 4 && scale != 1) throw ArgumentError("scene restorer: scale must be 4 or 1");
   auto x = (lq_in.dim() == 3 ? lq_in.unsqueeze(0) : lq_in).to(options_.device, options_.dtype);
   auto tokens = tokens_in.to(options_.device, options_.dtype);
   if (tokens.size(0) != x.size(0)) tokens = tokens.expand({x.size(0), -1, -1});
-  if (scale == 4) {
-    auto fn = [&](const torch::Tensor& t) { return net_->forward(t, tokens, 4).to(torch::kFloat32); };
-    return run_tiled(x, 4, options_.tiles, fn).clamp_(0, 1).cpu();
-  }
-  if (scale != 1) throw ArgumentError("scene restorer: scale must be 4 or 1");
+  const int64_t h = x.size(2), w = x.size(3);
   // ×1 works on 4x4 pixel blocks: pad to a multiple of 4, tile on the unshuffled grid so every
   // tile covers whole blocks, then crop.
-  const int64_t h = x.size(2), w = x.size(3);
-  const int64_t ph = (4 - h % 4) % 4, pw = (4 - w % 4) % 4;
-  if (ph || pw) x = F::pad(x, F::PadFuncOptions({0, pw, 0, ph}).mode(torch::kReplicate));
-  auto u = torch::pixel_unshuffle(x, 4);
-  auto fn = [&](const torch::Tensor& t) {
-    return torch::pixel_unshuffle(net_->forward(torch::pixel_shuffle(t, 4), tokens, 1), 4).to(torch::kFloat32);
-  };
-  TileOptions tiles = options_.tiles;
-  if (tiles.tile > 0) {
-    tiles.tile = std::max(tiles.tile / 4, 4 * tiles.overlap / 4 + 1);
-    tiles.overlap = std::max(tiles.overlap / 4, 3);
-    tiles.margin = std::min(tiles.margin / 4, (tiles.overlap - 1) / 2);
+  if (scale == 1) {
+    const int64_t ph = (4 - h % 4) % 4, pw = (4 - w % 4) % 4;
+    if (ph || pw) x = F::pad(x, F::PadFuncOptions({0, pw, 0, ph}).mode(torch::kReplicate));
   }
-  auto y = torch::pixel_shuffle(run_tiled(u, 1, tiles, fn), 4);
+  // At ×1 the network works on the grid of 4x4 blocks, so tile, overlap and margin count blocks
+  // there (network positions, as input pixels do at ×4). Scaling them down by 4 instead would
+  // leave a 3-block margin against a receptive field of ~34 positions: tiles then differed from
+  // the untiled result by up to 43/255.
+  const TileOptions& tiles = options_.tiles;
+  const int64_t gh = scale == 1 ? x.size(2) / 4 : h, gw = scale == 1 ? x.size(3) / 4 : w;
+  const bool tiled = tiles.tile > 0 && (tiles.tile < gh || tiles.tile < gw);
+  // Untiled and small enough: GroupNorm over the image itself, exactly as trained. Otherwise
+  // every tile normalises with the statistics of the whole image.
+  AdapterStats stats;
+  const bool fixed = tiled || h * w > options_.stats_max_pixels;
+  if (fixed) stats = image_stats(x, tokens, scale);
+  const AdapterStats* use = fixed ? &stats : nullptr;
+  if (scale == 4) {
+    auto fn = [&](const torch::Tensor& t) { return net_->forward(t, tokens, 4, use).to(torch::kFloat32); };
+    return run_tiled(x, 4, tiles, fn).clamp_(0, 1).cpu();
+  }
+  auto fn = [&](const torch::Tensor& t) {
+    return torch::pixel_unshuffle(net_->forward(torch::pixel_shuffle(t, 4), tokens, 1, use), 4).to(torch::kFloat32);
+  };
+  auto y = torch::pixel_shuffle(run_tiled(torch::pixel_unshuffle(x, 4), 1, tiles, fn), 4);
   return y.slice(2, 0, h).slice(3, 0, w).clamp_(0, 1).cpu();
 }
 

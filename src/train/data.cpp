@@ -212,11 +212,18 @@ void AdamW::step() {
   }
 }
 
-TensorMap AdamW::state() const {
+int64_t AdamW::numel() const {
+  int64_t n = 0;
+  for (const auto& p : params_) n += p.numel();
+  return n;
+}
+
+TensorMap AdamW::state(torch::Dtype moments) const {
   TensorMap s;
+  // Copies (never views of the live moments), so a saved state does not change with later steps.
   for (size_t i = 0; i < params_.size(); ++i) {
-    s["m." + std::to_string(i)] = m_[i].detach().to(torch::kCPU, torch::kBFloat16).contiguous();
-    s["v." + std::to_string(i)] = v_[i].detach().to(torch::kCPU, torch::kBFloat16).contiguous();
+    s["m." + std::to_string(i)] = m_[i].detach().to(torch::kCPU, moments, false, true).contiguous();
+    s["v." + std::to_string(i)] = v_[i].detach().to(torch::kCPU, moments, false, true).contiguous();
   }
   s["t"] = torch::tensor({t_}, torch::kInt64);
   return s;
@@ -230,7 +237,7 @@ void AdamW::load_state(const TensorMap& s, const std::string& source) {
       if (it == s.end() || it->second.sizes() != params_[i].sizes()) {
         throw FormatError(source + ": optimizer state '" + key + "' missing or of the wrong shape");
       }
-      (*pair)[i] = it->second.to(params_[i].device(), params_[i].scalar_type());
+      (*pair)[i] = it->second.to(params_[i].device(), params_[i].scalar_type(), false, /*copy=*/true);
     }
   }
   if (s.size() != 2 * params_.size() + 1) throw FormatError(source + ": optimizer state has unexpected entries");

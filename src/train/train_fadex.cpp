@@ -16,7 +16,8 @@ namespace F = torch::nn::functional;
 TrainReport train_fadex(const FaDeXTrainOptions& o) {
   const auto& c = o.common;
   std::filesystem::create_directories(c.out_dir);
-  const std::string weights = c.out_dir + "/" + kFaDeXFile, optim_file = c.out_dir + "/fadex_optim.safetensors";
+  const std::string weights = c.out_dir + "/" + kFaDeXFile, state_file = c.out_dir + "/" + kFaDeXStateFile;
+  const std::string old_optim_file = c.out_dir + "/fadex_optim.safetensors";  // before single-file checkpoints
   set_global_seed(c.seed);
   const TrainData data = load_train_data(c.data, c.device);
 
@@ -25,11 +26,18 @@ TrainReport train_fadex(const FaDeXTrainOptions& o) {
   FaDeX net(net_options);
   const auto norm = ParamNormaliser::estimate(c.presets, 4.0f, 4096, c.seed);
   if (file_exists(weights)) {
-    net = load_fadex(weights, c.device);
+    net = load_fadex(weights, c.device);  // its options (the checkpoint holds only tensors)
     log_info("resuming FaDeX from " + weights);
   } else {
     net->param_mean.copy_(norm.mean);
     net->param_std.copy_(norm.std);
+  }
+  Checkpoint ckpt;
+  if (file_exists(state_file)) {
+    // The checkpoint, not the weights file, is the resume point: written in one piece, it holds
+    // the weights (float32) of the very step its moments belong to.
+    ckpt = load_checkpoint(state_file);
+    load_state_dict_strict(*net, ckpt.group("fadex.net"), state_file);
   }
   net->to(c.device);
   net->train();
@@ -38,16 +46,30 @@ TrainReport train_fadex(const FaDeXTrainOptions& o) {
   used.mean = net->param_mean.detach().cpu();
   used.std = net->param_std.detach().cpu();
   AdamW opt(net->parameters(), c.lr, 0.9, 0.99, 1e-4);
-  if (file_exists(optim_file)) opt.load_state(load_safetensors(optim_file).tensors, optim_file);
+  if (ckpt.has("fadex.opt")) {
+    opt.load_state(ckpt.group("fadex.opt"), state_file);
+    log_info("resuming FaDeX from " + state_file + " at step " + std::to_string(opt.steps()));
+  } else if (file_exists(old_optim_file)) {
+    opt.load_state(load_safetensors(old_optim_file).tensors, old_optim_file);
+  }
+  const torch::Dtype moments = checkpoint_moments_dtype({&opt}, c.fp32_moments_max_mb);
+  auto write_checkpoint = [&]() {
+    save_checkpoint(state_file, {{"fadex.net", fp32_copy(state_dict(*net))}, {"fadex.opt", opt.state(moments)}}, opt.steps());
+    save_fadex(weights, net);  // the deliverable; resuming reads the checkpoint above
+  };
 
   TrainLoop loop(c, "fadex", {"loss", "infonce", "param_mse", "top1"});
+  CheckpointClock clock(c.checkpoint_minutes);
   const int64_t k = o.degradations;
   const auto labels = torch::arange(k, torch::TensorOptions().dtype(torch::kInt64).device(c.device));
-  auto step_gen = make_generator(mix_seed(c.seed, 1000 + uint64_t(opt.steps())), torch::kCPU);
-  std::mt19937_64 rng(mix_seed(c.seed, 2000 + uint64_t(opt.steps())));
-  DegradationMix mix(c.presets, 4.0f, mix_seed(c.seed, 3000 + uint64_t(opt.steps())));
   std::uniform_real_distribution<double> unit(0, 1);
   while (loop.keep_going(opt.steps())) {
+    // Every random draw of a step is a function of (seed, step) alone, so a resumed run takes
+    // exactly the batches an uninterrupted one would.
+    const uint64_t step = uint64_t(opt.steps());
+    auto step_gen = make_generator(mix_seed(c.seed, mix_seed(1000, step)), torch::kCPU);
+    std::mt19937_64 rng(mix_seed(c.seed, mix_seed(2000, step)));
+    DegradationMix mix(c.presets, 4.0f, mix_seed(c.seed, mix_seed(3000, step)));
     const bool x1 = unit(rng) < c.x1_fraction;
     auto params = mix.sample_batch(int(k), x1, rng);
     auto both = params;
@@ -72,10 +94,10 @@ TrainReport train_fadex(const FaDeXTrainOptions& o) {
     opt.step();
     const double top1 = logits.argmax(1).eq(labels).to(torch::kFloat32).mean().item<double>();
     loop.record(opt.steps(), 2 * k, {loss.item<double>(), infonce.item<double>(), mse.item<double>(), top1});
+    if (clock.due()) write_checkpoint();
   }
   net->eval();
-  save_fadex(weights, net);
-  save_safetensors(optim_file, opt.state());
+  write_checkpoint();
   return loop.finish(opt.steps());
 }
 

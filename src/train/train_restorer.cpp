@@ -21,10 +21,25 @@ struct Student {
   SceneRestorer net{nullptr};
   MapNet mapnet{nullptr};
   std::unique_ptr<AdamW> opt;
-  std::string weights, optim_file;
+  std::string weights, optim_file;  // optim_file: only read (resumes a folder from before checkpoints)
 };
 
-void init_student(Student& s, const RestorerTrainOptions& o, const SafeTensors& base) {
+// What the checkpoint keeps of a student: its trainable weights (float32) and moments.
+void add_to_checkpoint(CheckpointGroups& g, const Student& s, torch::Dtype moments) {
+  g[s.name + ".net"] = fp32_copy(s.net->trainable_state());
+  g[s.name + ".mapnet"] = fp32_copy(state_dict(*s.mapnet));
+  if (s.penc) g[s.name + ".penc"] = fp32_copy(state_dict(*s.penc));
+  g[s.name + ".opt"] = s.opt->state(moments);
+}
+
+void restore_from_checkpoint(Student& s, const Checkpoint& ck) {
+  s.net->load_trainable_state(ck.group(s.name + ".net"), ck.path);
+  load_state_dict_strict(*s.mapnet, ck.group(s.name + ".mapnet"), ck.path);
+  if (s.penc) load_state_dict_strict(*s.penc, ck.group(s.name + ".penc"), ck.path);
+  s.opt->load_state(ck.group(s.name + ".opt"), ck.path);
+}
+
+void init_student(Student& s, const RestorerTrainOptions& o, const SafeTensors& base, const Checkpoint* ckpt) {
   const auto& c = o.common;
   s.weights = c.out_dir + "/" + (s.params ? kRestorerParamsFile : s.blind ? kRestorerBlindFile : kRestorerFile);
   s.optim_file = c.out_dir + "/" + s.name + "_optim.safetensors";
@@ -69,7 +84,12 @@ void init_student(Student& s, const RestorerTrainOptions& o, const SafeTensors& 
     for (auto& p : s.penc->parameters()) params.push_back(p);
   }
   s.opt = std::make_unique<AdamW>(params, c.lr, 0.9, 0.99, 0.0);
-  if (file_exists(s.optim_file)) s.opt->load_state(load_safetensors(s.optim_file).tensors, s.optim_file);
+  if (ckpt && ckpt->has(s.name + ".opt")) {
+    // The checkpoint is the resume point: weights and moments of one step, written in one piece.
+    restore_from_checkpoint(s, *ckpt);
+  } else if (file_exists(s.optim_file)) {
+    s.opt->load_state(load_safetensors(s.optim_file).tensors, s.optim_file);
+  }
 }
 
 }  // namespace
@@ -100,20 +120,47 @@ TrainReport train_restorer(const RestorerTrainOptions& o) {
   }
   // The upper bound's input: the parameter vector normalised as FaDeX's head was trained.
   const ParamNormaliser norm = ParamNormaliser::of(fadex);
-  for (auto& s : students) init_student(s, o, base);
+  const std::string state_file = c.out_dir + "/" + kRestorerStateFile;
+  Checkpoint ckpt;
+  if (file_exists(state_file)) ckpt = load_checkpoint(state_file);
+  for (auto& s : students) init_student(s, o, base, file_exists(state_file) ? &ckpt : nullptr);
   const int64_t start = students[0].opt->steps();
+  for (const auto& s : students) {
+    // A student added to a resumed run (e.g. --param-oracle later) starts at 0: steps still count
+    // the run's batches, and each student's own moments carry its own bias correction.
+    if (s.opt->steps() != start && s.opt->steps() != 0) {
+      throw FormatError(state_file + ": " + s.name + " is at step " + std::to_string(s.opt->steps()) + ", " +
+                        students[0].name + " at " + std::to_string(start));
+    }
+  }
+  std::vector<const AdamW*> opts;
+  for (const auto& s : students) opts.push_back(s.opt.get());
+  const torch::Dtype moments = checkpoint_moments_dtype(opts, c.fp32_moments_max_mb);
+  auto write_checkpoint = [&](int64_t step) {
+    CheckpointGroups g;
+    for (const auto& s : students) add_to_checkpoint(g, s, moments);
+    save_checkpoint(state_file, g, step);
+    // The deliverables; resuming reads the checkpoint above.
+    for (auto& s : students) {
+      save_restorer(s.weights, s.net, s.mapnet, s.blind);
+      if (s.params) save_param_encoder(c.out_dir + "/" + kParamEncoderFile, s.penc);
+    }
+  };
 
   std::vector<std::string> cols{"loss", "l1", "lpips"};
   if (o.train_blind) cols.insert(cols.end(), {"blind_loss", "blind_l1", "blind_lpips"});
   if (o.param_oracle) cols.insert(cols.end(), {"params_loss", "params_l1", "params_lpips"});
   TrainLoop loop(c, "restorer", cols);
-  auto gen = make_generator(mix_seed(c.seed, 5000 + uint64_t(start)), torch::kCPU);
-  std::mt19937_64 rng(mix_seed(c.seed, 6000 + uint64_t(start)));
-  DegradationMix mix(c.presets, 4.0f, mix_seed(c.seed, 7000 + uint64_t(start)));
+  CheckpointClock clock(c.checkpoint_minutes);
   std::uniform_real_distribution<double> unit(0, 1);
   const int64_t b = o.batch;
   int64_t step = start;
   while (loop.keep_going(step)) {
+    // Every random draw of a step is a function of (seed, step) alone, so a resumed run takes
+    // exactly the batches an uninterrupted one would.
+    auto gen = make_generator(mix_seed(c.seed, mix_seed(5000, uint64_t(step))), torch::kCPU);
+    std::mt19937_64 rng(mix_seed(c.seed, mix_seed(6000, uint64_t(step))));
+    DegradationMix mix(c.presets, 4.0f, mix_seed(c.seed, mix_seed(7000, uint64_t(step))));
     const bool x1 = unit(rng) < c.x1_fraction;
     const int scale = x1 ? 1 : 4;
     auto params = mix.sample_batch(o.batch, x1, rng);
@@ -153,16 +200,14 @@ TrainReport train_restorer(const RestorerTrainOptions& o) {
     }
     ++step;
     loop.record(step, b, values);
+    if (clock.due()) write_checkpoint(step);
   }
   for (auto& s : students) {
     s.net->eval();
-    save_restorer(s.weights, s.net, s.mapnet, s.blind);
-    if (s.params) {
-      s.penc->eval();
-      save_param_encoder(c.out_dir + "/" + kParamEncoderFile, s.penc);
-    }
-    save_safetensors(s.optim_file, s.opt->state());
+    s.mapnet->eval();
+    if (s.penc) s.penc->eval();
   }
+  write_checkpoint(step);
   return loop.finish(step);
 }
 

@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "face2scene/core.hpp"
+#include "face2scene/safetensors.hpp"
 #include "face2scene/tensor.hpp"
 
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
@@ -32,6 +33,75 @@ AutocastScope::~AutocastScope() {
   if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
   at::autocast::set_autocast_enabled(at::kCUDA, false);
 #endif
+}
+
+namespace {
+constexpr const char* kCheckpointArch = "face2scene-train-checkpoint";
+}
+
+void save_checkpoint(const std::string& path, const CheckpointGroups& groups, int64_t step) {
+  TensorMap all;
+  for (const auto& [name, tensors] : groups) {
+    if (name.empty() || name.find('/') != std::string::npos) throw ArgumentError("checkpoint group '" + name + "': bad name");
+    for (const auto& [k, v] : tensors) all[name + "/" + k] = v.detach().to(torch::kCPU).contiguous();
+  }
+  // save_safetensors writes a temporary and renames it into place.
+  save_safetensors(path, all, {{"arch", kCheckpointArch}, {"version", "1"}, {"step", std::to_string(step)}});
+}
+
+Checkpoint load_checkpoint(const std::string& path) {
+  const SafeTensors st = load_safetensors(path);
+  check_arch(st, kCheckpointArch, path);
+  Checkpoint c;
+  c.path = path;
+  c.step = metadata_int(st.metadata, "step", path);
+  for (const auto& [k, v] : st.tensors) {
+    const auto slash = k.find('/');
+    if (slash == std::string::npos) throw FormatError(path + ": checkpoint key '" + k + "' has no group");
+    c.groups[k.substr(0, slash)][k.substr(slash + 1)] = v;
+  }
+  return c;
+}
+
+const TensorMap& Checkpoint::group(const std::string& name) const {
+  auto it = groups.find(name);
+  if (it == groups.end()) throw FormatError(path + ": checkpoint has no '" + name + "' (another run's file?)");
+  return it->second;
+}
+
+TensorMap fp32_copy(const TensorMap& tensors) {
+  TensorMap out;
+  for (const auto& [k, v] : tensors) {
+    auto t = v.detach();
+    out[k] = (t.is_floating_point() ? t.to(torch::kCPU, torch::kFloat32, false, true) : t.to(torch::kCPU, t.scalar_type(), false, true))
+                 .contiguous();
+  }
+  return out;
+}
+
+torch::Dtype checkpoint_moments_dtype(const std::vector<const AdamW*>& optimisers, double max_mb) {
+  int64_t n = 0;
+  for (const auto* o : optimisers) n += o->numel();
+  const double mb = 2.0 * 4.0 * double(n) / (1024.0 * 1024.0);  // two float32 moments per parameter
+  if (mb <= max_mb) return torch::kFloat32;
+  static bool said = false;
+  if (!said) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "checkpoint: float32 moments would take %.0f MB (> %.0f): stored as bf16, resuming is then approximate", mb, max_mb);
+    log_info(buf);
+    said = true;
+  }
+  return torch::kBFloat16;
+}
+
+CheckpointClock::CheckpointClock(double minutes) : seconds_(60.0 * minutes), last_(std::chrono::steady_clock::now()) {}
+
+bool CheckpointClock::due() {
+  if (seconds_ <= 0) return false;
+  const auto now = std::chrono::steady_clock::now();
+  if (std::chrono::duration<double>(now - last_).count() < seconds_) return false;
+  last_ = now;
+  return true;
 }
 
 TrainLoop::TrainLoop(const TrainCommon& c, std::string name, std::vector<std::string> columns)

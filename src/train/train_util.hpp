@@ -1,9 +1,10 @@
 // Shared loop bookkeeping of the trainers: wall-clock budget, loss CSV (appended across resumed
-// runs), a log line every few steps, throughput.
+// runs), a log line every few steps, throughput, and atomic resume checkpoints.
 #pragma once
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -37,6 +38,40 @@ class AutocastScope {
 
  private:
   bool enabled_ = false;
+};
+
+// ---- checkpoints ---------------------------------------------------------------------------------
+// A resume point is ONE safetensors file written atomically (temporary + rename): named groups of
+// tensors stored as "<group>/<key>" (e.g. group "fadex.net": every weight and buffer at full precision,
+// "fadex.opt": its AdamW state) and the step. A crash at any moment leaves the previous
+// checkpoint or the new one, never weights of one step with moments of another. Any trainer can
+// use these (train_fadex, train_restorer; train_ref_fr can switch to them).
+using CheckpointGroups = std::map<std::string, TensorMap>;
+void save_checkpoint(const std::string& path, const CheckpointGroups& groups, int64_t step);
+struct Checkpoint {
+  CheckpointGroups groups;
+  int64_t step = 0;
+  // The group's tensors (prefix stripped); FormatError naming the file when it is absent.
+  const TensorMap& group(const std::string& name) const;
+  bool has(const std::string& name) const { return groups.count(name) != 0; }
+  std::string path;
+};
+Checkpoint load_checkpoint(const std::string& path);
+// float32 copies on the CPU (what a checkpoint keeps of weights: resuming is exact).
+TensorMap fp32_copy(const TensorMap& tensors);
+// The moments' dtype for a checkpoint: float32 while every optimiser's moments together fit
+// `max_mb` (resuming is then exact), else bf16, said once in the log.
+torch::Dtype checkpoint_moments_dtype(const std::vector<const AdamW*>& optimisers, double max_mb);
+// Due once every `minutes` of wall time since construction or the last due() that returned true;
+// minutes <= 0: never (only the final checkpoint is written).
+class CheckpointClock {
+ public:
+  explicit CheckpointClock(double minutes);
+  bool due();
+
+ private:
+  double seconds_;
+  std::chrono::steady_clock::time_point last_;
 };
 
 class TrainLoop {

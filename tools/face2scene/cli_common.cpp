@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
+#include <set>
 
 #include "face2scene/core.hpp"
 #include "face2scene/image.hpp"
@@ -44,6 +46,36 @@ std::string output_path_for(const std::string& input, const std::string& out, bo
   fs::path p = fs::path(out) / fs::path(input).filename();
   if (!new_ext.empty()) p.replace_extension(new_ext);
   return p.string();
+}
+
+namespace {
+// One spelling per file: absolute and without "." / ".." / doubled separators (symbolic links
+// are not followed: the outputs do not exist yet).
+std::string normal_path(const std::string& p) { return fs::absolute(fs::path(p)).lexically_normal().string(); }
+}  // namespace
+
+const char* const kOutputNamesHelp =
+    "Into a folder, each output keeps its input's file name. Two inputs with the same name (a/x.png and\n"
+    "b/x.png) would write the same output: that is an error naming both, before any work starts; rename\n"
+    "one or give separate runs separate output folders.";
+
+std::vector<std::string> output_paths_for(const std::vector<std::string>& inputs, const std::string& out,
+                                          bool out_is_dir, const std::string& new_ext) {
+  std::vector<std::string> outs;
+  std::map<std::string, size_t> seen;  // normalised output -> index of the input that writes it
+  std::set<std::string> ins;
+  for (const auto& in : inputs) ins.insert(normal_path(in));
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    outs.push_back(output_path_for(inputs[i], out, out_is_dir, new_ext));
+    const std::string key = normal_path(outs.back());
+    if (ins.count(key)) throw ArgumentError(outs.back() + ": the output would overwrite an input");
+    auto [it, fresh] = seen.emplace(key, i);
+    if (!fresh) {
+      throw ArgumentError(inputs[it->second] + " and " + inputs[i] + " would both be written to " + outs.back() +
+                          " (same file name): rename one or run them into separate output folders");
+    }
+  }
+  return outs;
 }
 
 void ensure_directory(const std::string& path) {

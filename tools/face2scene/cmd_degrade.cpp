@@ -69,6 +69,7 @@ void run_degrade(const DegradeOptions& o) {
   if (!o.params_out.empty() && fs::path(o.params_out).extension() != ".json") {
     throw ArgumentError(o.params_out + ": --params file must end in .json");
   }
+  const auto outs = output_paths_for(files, o.output, out_is_dir, ".png");
   // Decode everything first: a bad input stops the run before any output exists.
   for (const auto& f : files) {
     const Image img = read_image(f);
@@ -81,7 +82,8 @@ void run_degrade(const DegradeOptions& o) {
   std::vector<std::string> written;
   Progress progress("degrade", int64_t(files.size()));
   try {
-    for (const auto& f : files) {
+    for (size_t i = 0; i < files.size(); ++i) {
+      const std::string& f = files[i];
       DegradationParams p = fixed;
       if (!use_fixed) {
         DegradationSampler sampler(o.preset, mix_seed(o.seed, name_hash(f)));
@@ -91,7 +93,7 @@ void run_degrade(const DegradeOptions& o) {
       const Image img = read_image(f);
       auto x = image_to_tensor(img, device);
       auto y = apply_degradation(x, p, {jpeg});
-      const std::string out = output_path_for(f, o.output, out_is_dir, ".png");
+      const std::string& out = outs[i];
       write_image(out, tensor_to_image(y.to(torch::kCPU), 8));
       written.push_back(out);
       log_debug(f + ": " + p.describe());
@@ -126,6 +128,7 @@ Command setup_degrade(CLI::App& app, GlobalOptions& g) {
   sub->add_option("--contact-sheet", o->contact_sheet, "Instead: draw a labelled contact sheet of every degradation type from one image");
   sub->add_option("--tile", o->tile, "Contact sheet tile size in pixels")->check(CLI::Range(64, 1024))->capture_default_str();
   sub->footer(
+      std::string(kOutputNamesHelp) + "\n"
       "Examples:\n"
       "  face2scene degrade photo.png -o lq.png --preset severe --seed 7 --params lq.json\n"
       "  face2scene degrade hq_folder/ -o lq_folder/ --preset realesrgan --seed 1\n"

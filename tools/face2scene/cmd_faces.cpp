@@ -59,6 +59,11 @@ nlohmann::json face_json(const DetectedFace& f, size_t index) {
 void run_faces(const FacesArgs& a) {
   const auto files = collect_images(a.inputs);
   if (files.empty()) throw ArgumentError("faces: no input images");
+  // Crops and previews are named after the input's stem: two inputs sharing one (a/x.png, b/x.jpg)
+  // would overwrite each other's.
+  if (files.size() > 1 && (!a.crops_dir.empty() || !a.preview.empty())) {
+    output_paths_for(files, a.crops_dir.empty() ? a.preview : a.crops_dir, true, ".png");
+  }
   const torch::Device device = parse_device(a.device);
   FaceDetector detector(a.detect);
 
@@ -171,7 +176,7 @@ Command setup_faces(CLI::App& app, GlobalOptions&) {
                   "identity,...}]}]} here");
   sub->add_option("--crops", args->crops_dir,
                   "Folder for the FFHQ-aligned crops <stem>_face<i>.png and the preview "
-                  "<stem>_faces.png");
+                  "<stem>_faces.png (two inputs with the same stem are refused, naming both)");
   sub->add_option("--preview", args->preview,
                   "Annotated preview PNG (boxes, landmarks, face numbers; a folder when several "
                   "images are given). Default with --crops: inside the crops folder");

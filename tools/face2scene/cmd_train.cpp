@@ -71,6 +71,7 @@ TrainCommon make_common(const TrainArgs& a) {
   c.log_every = a.log_every;
   c.lr = a.lr;
   c.x1_fraction = a.x1;
+  c.checkpoint_minutes = a.ckpt_minutes;
   c.presets.clear();
   std::string rest = a.presets;
   while (!rest.empty()) {
@@ -120,6 +121,11 @@ Command setup_train(CLI::App& app, GlobalOptions&) {
   rest->add_flag("--param-oracle", a->param_oracle,
                  "Also train the ablation's upper bound: a restorer conditioned on the true degradation parameters\n"
                  "(restorer_params + param_encoder .safetensors; starts from restorer.safetensors when present)");
+  for (auto* t : {fadex, rest}) {
+    t->add_option("--checkpoint-minutes", a->ckpt_minutes,
+                  "Write the resume checkpoint (<name>_state.safetensors: weights fp32, AdamW moments fp32\n"
+                  "when they fit 48 MB, step) atomically this often (default 2; 0 = only at the end)");
+  }
   auto* rfr = sub->add_subcommand("ref-fr", "Ref-FR face restorer and its blind twin on the same batches");
   add_common(rfr, *a);
   rfr->add_option("--faces", a->faces, "Packed aligned faces, one folder per identity (train pack-ref-fr)");

