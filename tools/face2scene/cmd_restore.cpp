@@ -25,9 +25,9 @@ struct RunArgs {
   std::vector<std::string> inputs;
   std::string out, refs, report, models, identity_weights, device = "auto", dtype = "auto";
   std::vector<std::string> face_refs;
-  int scale = 4, tile = -1, max_faces = 64;
+  int scale = 4, tile = -1, max_faces = 64, min_face = 24;
   bool blind = false, largest_face = false, skip_existing = false, side_by_side = false, aligned = false,
-       no_detail_transfer = false;
+       no_detail_transfer = false, no_paste = false;
 };
 
 struct Failure {
@@ -87,6 +87,7 @@ Face2SceneConfig make_config(const RunArgs& a, bool scene) {
   c.tiles.overlap = 32;
   c.tiles.margin = 12;
   c.load_scene_restorer = scene;
+  c.detect.min_face = a.min_face;
   return c;
 }
 
@@ -232,6 +233,11 @@ void add_common(CLI::App* sub, RunArgs& a) {
   sub->add_flag("--skip-existing", a.skip_existing, "Skip inputs whose output exists (resume an interrupted folder)");
   sub->add_option("--models", a.models, "Folder with our weights (default ./weights, $F2S_MODELS)");
   sub->add_option("--identity-weights", a.identity_weights, "face-api recognition weights (default: the cache)");
+  sub->add_option("--min-face", a.min_face,
+                  "Smallest face side (photo pixels) the detector looks for; smaller is slower (the photo is\n"
+                  "upsampled for it). Faces under 16 px are never restored")
+      ->check(CLI::Range(8, 100000))
+      ->capture_default_str();
   sub->add_option("--device", a.device, "auto, cpu, cuda or cuda:N");
   sub->add_option("--dtype", a.dtype, "auto (bf16 on CUDA, fp32 on CPU), fp32, fp16, bf16")
       ->check(CLI::IsMember({"auto", "fp32", "fp16", "bf16"}));
@@ -254,6 +260,9 @@ Command setup_restore(CLI::App& app, GlobalOptions&) {
                 "Also write <name>_side_by_side: the input bicubic-upscaled | the result");
   sub->add_flag("--no-detail-transfer", a->no_detail_transfer,
                 "Paste Ref-FR's faces as they are, even where they are larger than its 128² output");
+  sub->add_flag("--no-face-paste", a->no_paste,
+                "Leave the restored faces out of the output (the scene restorer alone, still conditioned on\n"
+                "their code): for comparisons");
   sub->footer(
       "What happens: every face is found, aligned and restored by Ref-FR (from the person's reference photos\n"
       "when --refs has them, blind otherwise); FaDeX reads the photo's degradation from each (degraded,\n"
@@ -274,6 +283,7 @@ Command setup_restore(CLI::App& app, GlobalOptions&) {
             o.largest_face = a->largest_face;
             o.max_faces = a->max_faces;
             o.detail_transfer = !a->no_detail_transfer;
+            o.paste_faces = !a->no_paste;
             const ReferenceSet refs = load_refs(*a, f2s, o.face_refs);
             run_batch(*a, "restore", [&](const Image& img) { return f2s.restore(img, refs, o); }, refs.warnings);
           }};
