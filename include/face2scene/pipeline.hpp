@@ -33,6 +33,11 @@ struct FaceGeometry {
   // cut at the face's own resolution in the photo and bicubic-resized to this side, as in training
   // (the trainer degrades the 128² face and resizes it back with bicubic).
   int64_t face_size = 128;
+  // The largest side the degraded face is cut at for Ref-FR before the bicubic resize to face_size.
+  // Training only ever showed Ref-FR faces downscaled by ×2 or more and resized back, so noise and
+  // JPEG blocks always spanned ≥ 2 input pixels; a face cut at 128 from a noisy photo (native side
+  // ≥ 128) put pixel-scale noise in front of it, which it kept (docs/pipeline.md). 0 = no cap.
+  int64_t ref_fr_max_cut = 64;
   // FaDeX's HQ side (its in_size): the restored face, as Ref-FR made it.
   int64_t fadex_hq = 128;
   // FaDeX's LQ side for a ×4 restorer: training degraded a 128² face by ×4 (32²); at ×1 the

@@ -47,6 +47,32 @@ torch::Tensor resize(const torch::Tensor& x, int64_t h, int64_t w) {
   return x.dim() == 3 ? y[0] : y;
 }
 
+// paste_face on the face's footprint only: paste_face returns a whole new image, and at ×4 a
+// 3200x2120 output copied once per face cost more than everything else of the paste stage.
+void paste_in_place(torch::Tensor& y, const torch::Tensor& face, const Similarity& photo_to_aligned, double scale) {
+  const Similarity out_to_aligned = on_scaled_image(photo_to_aligned, scale);
+  const Similarity back = out_to_aligned.inverse();
+  const double side = static_cast<double>(face.size(-1));
+  double x0 = 1e30, y0 = 1e30, x1 = -1e30, y1 = -1e30;
+  for (double u : {-0.5, side - 0.5})
+    for (double v : {-0.5, side - 0.5}) {
+      const Point2f p = back.apply({static_cast<float>(u), static_cast<float>(v)});
+      x0 = std::min<double>(x0, p.x), x1 = std::max<double>(x1, p.x);
+      y0 = std::min<double>(y0, p.y), y1 = std::max<double>(y1, p.y);
+    }
+  const int64_t H = y.size(1), W = y.size(2);
+  const int64_t rx0 = std::clamp<int64_t>(static_cast<int64_t>(std::floor(x0)) - 2, 0, W);
+  const int64_t ry0 = std::clamp<int64_t>(static_cast<int64_t>(std::floor(y0)) - 2, 0, H);
+  const int64_t rx1 = std::clamp<int64_t>(static_cast<int64_t>(std::ceil(x1)) + 3, 0, W);
+  const int64_t ry1 = std::clamp<int64_t>(static_cast<int64_t>(std::ceil(y1)) + 3, 0, H);
+  if (rx1 <= rx0 || ry1 <= ry0) return;
+  auto region = y.slice(1, ry0, ry1).slice(2, rx0, rx1);
+  // Region pixel q is output pixel q + (rx0, ry0).
+  const auto& m = out_to_aligned;
+  const Similarity local{m.a, m.b, m.tx + m.a * rx0 - m.b * ry0, m.ty + m.b * rx0 + m.a * ry0};
+  region.copy_(paste_face(region, face, local, PasteOptions{}, 1.0));
+}
+
 // One face on its way through the pipeline.
 struct Work {
   size_t result = 0;             // index into Face2SceneResult::faces
@@ -228,9 +254,14 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
       w.native = FaceGeometry::native_side(w.t, S);
       fr.native_side = w.native;
       // Cut at the face's own resolution, then bicubic to S: the resize Ref-FR was trained with.
-      if (w.native < S) {
-        const int64_t m = std::max<int64_t>(16, std::llround(w.native));
-        w.lq = resize(align_face(x, rescale_aligned(w.t, S, m), static_cast<int>(m)).image, S, S);
+      const double cut = geometry_.ref_fr_max_cut > 0 ? std::min<double>(w.native, double(geometry_.ref_fr_max_cut))
+                                                      : w.native;
+      if (cut < S) {
+        // At the face's own resolution (at most 512), area-downscaled to the cut, bicubic to S.
+        const int64_t n = std::clamp<int64_t>(std::llround(w.native), 16, 512);
+        const int64_t m = std::max<int64_t>(16, std::llround(cut));
+        auto a = align_face(x, rescale_aligned(w.t, S, n), static_cast<int>(n)).image;
+        w.lq = resize(resize(a, m, m), S, S);
       } else {
         w.lq = align_face(x, w.t, static_cast<int>(S)).image;
       }
@@ -361,7 +392,7 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
 
   torch::Tensor y;  // the output [3,h,w] float on the CPU
   if (!options.scene) {
-    y = x;
+    y = x.clone();
     res.code_rule = "none";
     res.degradation_words = "not read (faces only)";
   } else {
@@ -381,8 +412,9 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
       std::vector<DegradationSummary> read;
       for (int64_t i = 0; i < lq.size(0); i += 16) {
         const int64_t e = std::min<int64_t>(lq.size(0), i + 16);
-        maps.push_back(scene->code_map(lq.slice(0, i, e), hq.slice(0, i, e)).to(torch::kCPU));
-        for (auto& s : scene->read_degradation(lq.slice(0, i, e), hq.slice(0, i, e))) read.push_back(s);
+        auto [map, words] = scene->code_map_and_reading(lq.slice(0, i, e), hq.slice(0, i, e));
+        maps.push_back(map.to(torch::kCPU));
+        read.insert(read.end(), words.begin(), words.end());
       }
       const auto codes = torch::cat(maps);
       std::vector<double> weights(work.size(), 0.0);
@@ -437,7 +469,8 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
   t0 = Clock::now();
   if (options.paste_faces && !work.empty()) {
     const double ps = FaceGeometry::paste_scale(out_scale);
-    const torch::Tensor scene_out = y;  // detail comes from the scene restorer's output, not from pasted faces
+    // Detail comes from the scene restorer's output, not from faces pasted before (they may overlap).
+    const torch::Tensor scene_out = options.scene && options.detail_transfer ? y.clone() : y;
     for (const auto& w : work) {
       auto& fr = res.faces[w.result];
       const int64_t want = std::llround(w.native * ps);
@@ -450,11 +483,11 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
         const auto sc = align_face(scene_out, on_scaled_image(tn, ps), static_cast<int>(N)).image;
         const auto low = resize(resize(sc, S, S), N, N);
         const auto face = (resize(w.restored, N, N) + (sc - low)).clamp(0, 1);
-        y = paste_face(y, face, tn, PasteOptions{}, ps);
+        paste_in_place(y, face, tn, ps);
         fr.paste_side = N;
         fr.detail_transfer = true;
       } else {
-        y = paste_face(y, w.restored, w.t, PasteOptions{}, ps);
+        paste_in_place(y, w.restored, w.t, ps);
         fr.paste_side = std::min<int64_t>(want, S);
       }
     }
