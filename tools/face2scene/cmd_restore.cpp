@@ -136,6 +136,7 @@ void run_batch(const RunArgs& a, const std::string& label,
   std::vector<Failure> failures;
   bool any_dir = false;
   const auto files = gather(a.inputs, failures, any_dir);
+  const size_t unreadable_inputs = failures.size();
   const bool out_is_dir = files.size() > 1 || any_dir || fs::is_directory(a.out) || !is_image_path(a.out);
   if (out_is_dir) ensure_directory(a.out);
   std::vector<std::pair<std::string, std::string>> todo;
@@ -200,8 +201,10 @@ void run_batch(const RunArgs& a, const std::string& label,
                              if (!sbs.empty()) write_image(side_by_side_path(dst), sbs, wo);
                            }));
     } catch (const Error& e) {
-      log_warn(src + ": " + e.what());
-      failures.push_back({src, e.what()});
+      // Library errors usually name the file already.
+      const std::string why = e.what();
+      log_warn(why.find(src) == std::string::npos ? src + ": " + why : why);
+      failures.push_back({src, why.find(src + ": ") == 0 ? why.substr(src.size() + 2) : why});
     } catch (const c10::Error& e) {
       log_warn(src + ": " + e.what_without_backtrace());
       failures.push_back({src, e.what_without_backtrace()});
@@ -214,7 +217,7 @@ void run_batch(const RunArgs& a, const std::string& label,
   write_report();
   if (todo.empty() && failures.empty()) log_info("all outputs exist; nothing to do");
   if (!failures.empty()) {
-    std::string msg = std::to_string(failures.size()) + " of " + std::to_string(todo.size() + failures.size()) +
+    std::string msg = std::to_string(failures.size()) + " of " + std::to_string(todo.size() + unreadable_inputs) +
                       " input(s) failed (the others were written):";
     for (const auto& f : failures) msg += "\n  " + f.file + ": " + f.why;
     throw Error(msg);
