@@ -4,6 +4,8 @@
 // Small images throughout, so the whole file runs in a minute or two on the 2-core CPU.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
