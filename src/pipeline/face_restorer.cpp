@@ -56,15 +56,16 @@ class RefFRRestorer final : public FaceRestorer {
     torch::NoGradGuard ng;
     const auto dtype = options_.device.is_cuda() ? options_.dtype : torch::kFloat32;
     auto x = faces.to(options_.device, dtype);
-    RefFeatures f;
+    torch::Tensor r;
     if (!blind_ && refs.defined() && refs.size(0) > 0) {
-      // The person's references are encoded once and shared by every face of the batch.
-      auto r = refs.slice(0, 0, net_->options.max_refs).to(options_.device, dtype).unsqueeze(0);
-      f = net_->encode_refs(r, 1);
-      f.f32 = f.f32.expand({x.size(0), -1, -1, -1, -1});
-      f.f16 = f.f16.expand({x.size(0), -1, -1, -1, -1});
+      // The person's references, the same for every face of the batch. They go through the
+      // network's own forward (encoded per face): encoding once and expanding the features ties
+      // this code to RefFeatures' fields, which grow with the model (docs/ref_fr.md measured no
+      // speed difference on the CPU).
+      r = refs.slice(0, 0, net_->options.max_refs).to(options_.device, dtype).unsqueeze(0);
+      r = r.expand({x.size(0), -1, -1, -1, -1});
     }
-    return net_->forward(x, f).to(torch::kCPU, torch::kFloat32).clamp_(0, 1);
+    return net_->forward(x, r).to(torch::kCPU, torch::kFloat32).clamp_(0, 1);
   }
 
  private:
