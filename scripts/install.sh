@@ -49,11 +49,9 @@ fi
 if [ "$demo" = 1 ]; then
   say "demo on examples/solvay_group.jpg"
   mkdir -p out
-  ./build/bin/face2scene degrade examples/solvay_group.jpg -o out/solvay_group_degraded.png --preset moderate --seed 1 \
-    --params out/solvay_group_degraded.json
-  if ./build/bin/face2scene upscale --help >/dev/null 2>&1; then
-    ./build/bin/face2scene upscale out/solvay_group_degraded.png -o out/solvay_group_restored.png --model general-x4v3
-  fi
+  # The main job in blind-reference mode (no public-domain reference photo of these people exists):
+  # faces restored by Ref-FR, the photo's degradation read from them, the whole photo restored ×4.
+  ./build/bin/face2scene restore examples/solvay_group.jpg -o out/ --side-by-side --report out/solvay_group_report.json
   echo "wrote out/ :"; ls -1 out
 fi
 say "done in $(( $(date +%s) - t0 )) s. Tests: ctest --test-dir build -L unit -j2 --output-on-failure"

@@ -48,6 +48,9 @@ class OracleRestorer {
   // What FaDeX's head reads from each pair: blur, noise, JPEG quality, scale (in words with
   // DegradationSummary::describe()).
   std::vector<DegradationSummary> read_degradation(const torch::Tensor& face_lq, const torch::Tensor& face_hq) const;
+  // Both from one FaDeX pass (the pipeline needs the code and the words for every face).
+  std::pair<torch::Tensor, std::vector<DegradationSummary>> code_map_and_reading(const torch::Tensor& face_lq,
+                                                                                 const torch::Tensor& face_hq) const;
   // 21 tokens from a code map, or the learned null tokens when `code_map` is undefined.
   torch::Tensor tokens(const torch::Tensor& code_map) const;
   // lq [B,3,H,W] in [0,1] -> restored [B,3,sH,sW] float32 on the CPU, clamped. scale 4 or 1.

@@ -80,18 +80,31 @@ torch::Tensor OracleRestorer::code_map(const torch::Tensor& lq, const torch::Ten
   return run_fadex(lq, hq).code_map;
 }
 
-std::vector<DegradationSummary> OracleRestorer::read_degradation(const torch::Tensor& lq, const torch::Tensor& hq) const {
-  torch::NoGradGuard ng;
-  if (fadex_->options.param_dim != kDegradationTargetSize) {
-    throw FormatError("FaDeX regresses " + std::to_string(fadex_->options.param_dim) + " values, this build reads " +
+namespace {
+std::vector<DegradationSummary> summaries(const FaDeX& fadex, const torch::Tensor& params) {
+  if (fadex->options.param_dim != kDegradationTargetSize) {
+    throw FormatError("FaDeX regresses " + std::to_string(fadex->options.param_dim) + " values, this build reads " +
                       std::to_string(kDegradationTargetSize));
   }
-  auto v = fadex_->denormalize_params(run_fadex(lq, hq).params).to(torch::kCPU, torch::kFloat32).contiguous();
+  auto v = fadex->denormalize_params(params).to(torch::kCPU, torch::kFloat32).contiguous();
   std::vector<DegradationSummary> out;
   for (int64_t i = 0; i < v.size(0); ++i) {
     out.push_back(DegradationSummary::from_vector(v[i].data_ptr<float>() + DegradationParams::kVectorSize));
   }
   return out;
+}
+}  // namespace
+
+std::vector<DegradationSummary> OracleRestorer::read_degradation(const torch::Tensor& lq, const torch::Tensor& hq) const {
+  torch::NoGradGuard ng;
+  return summaries(fadex_, run_fadex(lq, hq).params);
+}
+
+std::pair<torch::Tensor, std::vector<DegradationSummary>> OracleRestorer::code_map_and_reading(
+    const torch::Tensor& lq, const torch::Tensor& hq) const {
+  torch::NoGradGuard ng;
+  auto out = run_fadex(lq, hq);
+  return {out.code_map, summaries(fadex_, out.params)};
 }
 
 torch::Tensor OracleRestorer::tokens(const torch::Tensor& code_map) const {

@@ -1,0 +1,245 @@
+// The main job of face2scene, end to end: find the faces of a degraded photo, restore each from
+// photos of the same person (Ref-FR; blind when there are none), read the photo's degradation
+// from the (degraded face, restored face) pairs (FaDeX), restore the whole photo conditioned on
+// that reading, and paste the restored faces back. The CLI (`face2scene restore`, `restore-face`),
+// the benchmarks and any later server use only this API. docs/pipeline.md describes the flow.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "face2scene/degrade.hpp"
+#include "face2scene/faces.hpp"
+#include "face2scene/image.hpp"
+#include "face2scene/safetensors.hpp"
+#include "face2scene/tiling.hpp"
+
+namespace face2scene {
+
+class FaceDescriptor;
+class OracleRestorer;
+
+// ---- the geometry contract ---------------------------------------------------------------------
+// The ONE place that says at which size and alignment each model sees a face, and at which scale
+// faces are cut from the degraded photo and pasted into the output. Every face is aligned to the
+// FFHQ 5-point template (faces.hpp); only the side of the square differs.
+struct FaceGeometry {
+  // Ref-FR's input and output: the degraded face in the FFHQ frame at its metadata `size` (128),
+  // cut at the face's own resolution in the photo and bicubic-resized to this side, as in training
+  // (the trainer degrades the 128² face and resizes it back with bicubic).
+  int64_t face_size = 128;
+  // The largest side the degraded face is cut at for Ref-FR before the bicubic resize to face_size.
+  // Training only ever showed Ref-FR faces downscaled by ×2 or more and resized back, so noise and
+  // JPEG blocks always spanned ≥ 2 input pixels; a face cut at 128 from a noisy photo (native side
+  // ≥ 128) put pixel-scale noise in front of it, which it kept (docs/pipeline.md). 0 = no cap.
+  int64_t ref_fr_max_cut = 64;
+  // FaDeX's HQ side (its in_size): the restored face, as Ref-FR made it.
+  int64_t fadex_hq = 128;
+  // FaDeX's LQ side for a ×4 restorer: training degraded a 128² face by ×4 (32²); at ×1 the
+  // degraded face was resized back to 128². So the degraded face is cut from the photo at
+  // fadex_hq / restorer_scale, the scale at which the photo's degradation relates to the face.
+  int64_t fadex_lq(int restorer_scale) const { return restorer_scale == 4 ? fadex_hq / 4 : fadex_hq; }
+  // The identity descriptor's alignment (make_descriptor_fn aligns at 512; crop_for_descriptor takes
+  // any FFHQ-aligned square, so restored 128² faces are described without a second warp).
+  int64_t descriptor_size = 512;
+  // Faces whose detector box is smaller than this (pixels of the photo) are skipped: below it the
+  // landmarks, and so the alignment, are guesses.
+  int min_face = 16;
+  // The largest aligned side a pasted face is built at (output pixels); beyond it the paste itself
+  // shrinks it (antialiased): bounds memory for huge faces.
+  int64_t max_paste_side = 1024;
+
+  // The scene restorer's own scale for an output scale: 4 → 4, 2 → 4 (then area-downscaled), 1 → 1.
+  static int restorer_scale(int output_scale);
+  // Faces are cut from the degraded photo (scale 1) and pasted into the output, which is the photo
+  // scaled by `output_scale` (paste_face's image_scale).
+  static double paste_scale(int output_scale) { return output_scale; }
+  // Side of the FFHQ square around a face at the photo's own resolution (the aligned crop's side
+  // divided by the photo→aligned scale).
+  static double native_side(const Similarity& photo_to_aligned, int64_t aligned_side);
+};
+
+// The photo→aligned transform for a square of side `side` from the one for `from_side` (scaling
+// about pixel centres, as ffhq_template does).
+Similarity rescale_aligned(const Similarity& photo_to_aligned, int64_t from_side, int64_t side);
+// The same transform applied to a copy of the photo scaled by `scale` (output pixels → aligned).
+Similarity on_scaled_image(const Similarity& photo_to_aligned, double scale);
+
+// ---- face restorers ----------------------------------------------------------------------------
+// A face model: aligned degraded faces (+ optional aligned references) → restored faces, all in the
+// FFHQ frame at size(). Chosen by the `arch` in its weights' safetensors metadata, so a new face
+// model is one class plus one register_face_restorer call.
+class FaceRestorer {
+ public:
+  virtual ~FaceRestorer() = default;
+  virtual std::string arch() const = 0;
+  virtual std::string name() const = 0;  // what reports print: "ref-fr" / "ref-fr-blind"
+  virtual int64_t size() const = 0;
+  virtual int64_t max_references() const = 0;  // 0 for a blind model
+  // faces [B,3,S,S] in [0,1]; refs [R,3,S,S] shared by every face of the batch (one person), or
+  // undefined/R = 0 for none. Returns [B,3,S,S] float32 in [0,1] on the CPU.
+  virtual torch::Tensor restore(const torch::Tensor& faces, const torch::Tensor& refs) const = 0;
+};
+struct FaceRestorerLoadOptions {
+  torch::Device device = torch::kCPU;
+  torch::Dtype dtype = torch::kFloat32;
+};
+using FaceRestorerFactory = std::function<std::unique_ptr<FaceRestorer>(
+    const std::string& path, const Metadata& metadata, const FaceRestorerLoadOptions& options)>;
+// Registers a model for an arch string (Ref-FR, "face2scene-ref-fr", is built in).
+void register_face_restorer(const std::string& arch, FaceRestorerFactory factory);
+std::vector<std::string> face_restorer_archs();
+// Reads only the file's metadata, picks the factory by arch; FormatError names the file and the
+// known archs when none fits.
+std::unique_ptr<FaceRestorer> load_face_restorer(const std::string& path, const FaceRestorerLoadOptions& options = {});
+// The metadata block of a safetensors file, without reading its tensors.
+Metadata read_safetensors_metadata(const std::string& path);
+
+// ---- references --------------------------------------------------------------------------------
+struct ReferencePhoto {
+  std::string file;
+  torch::Tensor aligned;     // [3,S,S] float32 CPU, FFHQ frame at FaceGeometry::face_size
+  torch::Tensor descriptor;  // [128] float32 CPU
+};
+struct ReferencePersonSet {
+  std::string name;
+  std::vector<ReferencePhoto> photos;
+  torch::Tensor descriptors() const;  // [N,128]
+};
+struct ReferenceSet {
+  std::vector<ReferencePersonSet> people;
+  std::vector<std::string> warnings;  // skipped photos and why (they also go to the log)
+  bool empty() const { return people.empty(); }
+  const ReferencePersonSet* find(const std::string& name) const;
+  size_t photo_count() const;
+};
+// DIR holds photos of one person (the person is named after DIR), or one sub-folder per person
+// (DIR/Alice/*.jpg; photos directly in DIR then form one more person named after DIR). In each
+// photo the largest face is detected, landmarked, aligned to the FFHQ frame at `face_size` and
+// described. A photo without a face, unreadable, or whose descriptor is farther than `threshold`
+// from the person's other photos (median distance; the worst is dropped first, so of two photos
+// that disagree the later one in name order is dropped) is skipped with a warning. Throws IoError
+// for a missing or empty folder and when no photo has a usable face.
+ReferenceSet load_reference_set(const std::string& dir, const FaceDetector& detector, const FaceDescriptor& descriptor,
+                                int64_t face_size = 128, float threshold = 0.6f);
+// Appends the people of `more` (names made unique), e.g. a --face-refs folder.
+void merge_reference_sets(ReferenceSet& into, ReferenceSet more);
+
+// ---- the pipeline ------------------------------------------------------------------------------
+struct Face2SceneConfig {
+  torch::Device device = torch::kCPU;
+  torch::Dtype dtype = torch::kFloat32;  // the scene restorer and the face models on CUDA
+  std::string models_dir;                // weights/ (OracleModelPaths::locate's search when empty)
+  std::string ref_fr, ref_fr_blind;      // default: <models_dir>/ref_fr.safetensors, ref_fr_blind.safetensors
+  std::string identity_weights;          // default: default_faceapi_weights_path(); optional
+  TileOptions tiles{256, 32, 12};        // the scene restorer's tiles (input pixels; 0 = whole image)
+  DetectOptions detect{};
+  bool load_scene_restorer = true;  // false: faces only (restore-face)
+};
+
+struct Face2SceneOptions {
+  int scale = 4;  // 4, 2 (= ×4 then area-downscale by 2) or 1
+  // The control: no references and no face code: faces by Ref-FR's blind twin, the photo by the
+  // blind scene restorer.
+  bool blind = false;
+  // Read the code from the largest face only instead of the weighted mean (measures the rule).
+  bool largest_face = false;
+  // Face index (detection order, largest first, as `face2scene faces` numbers them) → person of
+  // the reference set: that face uses that person's photos whatever the descriptor says.
+  std::map<int, std::string> face_refs;
+  int max_faces = 64;         // the largest faces are restored; the rest are listed and skipped
+  float match_threshold = 0.6f;  // identity distance for matching a face to a person
+  bool measure_identity = true;  // descriptors before/after (costs one embedding per face)
+  // Above Ref-FR's resolution, keep the scene restorer's detail (docs/pipeline.md).
+  bool detail_transfer = true;
+  bool paste_faces = true;     // false: the scene restorer's output without pasted faces
+  bool scene = true;           // false: faces only, pasted back at ×1 (restore-face)
+};
+
+struct FaceResult {
+  int index = 0;             // detection order (largest first)
+  FaceBox box;               // in the input photo
+  float score = 0.f;         // detector score (HOG SVM margin)
+  bool landmarks_ok = false;
+  std::string status;        // "restored", or "skipped: <why>"
+  std::string person;        // matched or pinned person; empty = restored blind
+  bool pinned = false;       // person given by face_refs
+  float match_distance = -1.f;  // degraded face ↔ nearest person (matched or not); -1 = not measured
+  std::vector<std::string> references;  // reference files used
+  // Identity distance (dlib descriptor) of the degraded and of the restored face to the references
+  // used (their nearest), and between the degraded and the restored face; -1 = not measured.
+  float distance_before = -1.f, distance_after = -1.f, identity_shift = -1.f;
+  std::string restorer;      // face model that ran: "ref-fr", "ref-fr-blind"
+  double native_side = 0;    // FFHQ square side at the photo's resolution (pixels)
+  int64_t paste_side = 0;    // side of the pasted face square in the output
+  bool detail_transfer = false;
+  float code_weight = 0.f;   // this face's share of the photo's code (0 when not used)
+  DegradationSummary degradation;  // what FaDeX read from this face (when read)
+  bool degradation_read = false;
+};
+
+struct StageTimes {
+  double detect = 0, align = 0, identity = 0, ref_fr = 0, fadex = 0, restorer = 0, paste = 0, total = 0;
+};
+
+struct Face2SceneResult {
+  Image image;
+  std::vector<FaceResult> faces;  // every detected face, restored or skipped
+  int faces_detected = 0, faces_restored = 0;
+  bool face_code = false;           // the restorer was conditioned on a code read from faces
+  std::string code_rule;            // "weighted-mean", "largest-face", "none"
+  DegradationSummary degradation;   // the photo's reading (weighted like the code)
+  std::string degradation_words;    // describe(), or why there is none
+  std::vector<std::string> models;  // files that ran
+  StageTimes timings;
+  std::vector<std::string> warnings;
+  int output_scale = 1;
+};
+
+// The weight of a face in the photo's code: box area (photo pixels²) × detector confidence, where
+// confidence = logistic(score) of the HOG margin (0.5 at the detector's own threshold 0, 0.73 at 1).
+float face_code_weight(const FaceBox& box, float score);
+
+class Face2Scene {
+ public:
+  // Loads every model once: the face detector (dlib), the identity descriptor (optional: without
+  // it there is no reference matching and no identity measurement, and a warning says so), Ref-FR
+  // and its blind twin (by arch), FaDeX + MapNet + the conditioned and the blind scene restorers.
+  explicit Face2Scene(const Face2SceneConfig& config);
+  ~Face2Scene();
+  Face2Scene(const Face2Scene&) = delete;
+  Face2Scene& operator=(const Face2Scene&) = delete;
+
+  // The whole flow (docs/pipeline.md). Grey, 16-bit and alpha images are accepted; the output has
+  // the input's channels and bit depth (alpha resized). Throws ArgumentError for an empty image or a
+  // bad option, never for a photo without faces (that runs blind, with a warning).
+  Face2SceneResult restore(const Image& image, const ReferenceSet& references, const Face2SceneOptions& options) const;
+  // An FFHQ-aligned face crop (square, any size) → the restored crop at max(side, face size).
+  // With references: the person matched by descriptor (a set with one person: that person, the
+  // distance reported). Result: one face, the image.
+  Face2SceneResult restore_aligned(const Image& face, const ReferenceSet& references, const Face2SceneOptions& options) const;
+
+  const FaceDetector& detector() const;
+  const FaceDescriptor* descriptor() const;  // null when the identity weights are absent
+  const FaceGeometry& geometry() const { return geometry_; }
+  const Face2SceneConfig& config() const { return config_; }
+  std::vector<std::string> load_warnings() const { return load_warnings_; }
+
+ private:
+  struct Models;
+  Face2SceneConfig config_;
+  FaceGeometry geometry_;
+  std::unique_ptr<Models> m_;
+  std::vector<std::string> load_warnings_;
+};
+
+// The report of one image as JSON text (the schema is in docs/pipeline.md).
+std::string result_to_json(const Face2SceneResult& result, const std::string& input, const std::string& output,
+                           int indent = 1);
+
+}  // namespace face2scene

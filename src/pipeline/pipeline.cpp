@@ -1,0 +1,605 @@
+// The Face2Scene pipeline (see pipeline.hpp and docs/pipeline.md): detect → landmarks → align →
+// match to references → Ref-FR → FaDeX per face pair → one code → MapNet → scene restorer →
+// paste the restored faces back.
+#include "face2scene/pipeline.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <numeric>
+
+#include "face2scene/core.hpp"
+#include "face2scene/identity.hpp"
+#include "face2scene/oracle_restore.hpp"
+#include "face2scene/realesrgan.hpp"
+#include "face2scene/tensor.hpp"
+
+namespace face2scene {
+namespace F = torch::nn::functional;
+namespace fs = std::filesystem;
+
+struct Face2Scene::Models {
+  std::unique_ptr<FaceDetector> detector;
+  std::unique_ptr<FaceDescriptor> descriptor;
+  std::unique_ptr<FaceRestorer> ref_fr, ref_fr_blind;
+  std::unique_ptr<OracleRestorer> scene, scene_blind;
+  std::string ref_fr_path, ref_fr_blind_path, fadex_path, scene_path, scene_blind_path;
+};
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+torch::Tensor resize(const torch::Tensor& x, int64_t h, int64_t w) {
+  auto b = x.dim() == 3 ? x.unsqueeze(0) : x;
+  if (b.size(2) == h && b.size(3) == w) return x;
+  torch::Tensor y;
+  if (h <= b.size(2) && w <= b.size(3)) {
+    y = F::interpolate(b, F::InterpolateFuncOptions().size(std::vector<int64_t>{h, w}).mode(torch::kArea));
+  } else {
+    y = F::interpolate(b, F::InterpolateFuncOptions()
+                              .size(std::vector<int64_t>{h, w})
+                              .mode(torch::kBicubic)
+                              .align_corners(false))
+            .clamp(0, 1);
+  }
+  return x.dim() == 3 ? y[0] : y;
+}
+
+// paste_face on the face's footprint only: paste_face returns a whole new image, and at ×4 a
+// 3200x2120 output copied once per face cost more than everything else of the paste stage.
+void paste_in_place(torch::Tensor& y, const torch::Tensor& face, const Similarity& photo_to_aligned, double scale) {
+  const Similarity out_to_aligned = on_scaled_image(photo_to_aligned, scale);
+  const Similarity back = out_to_aligned.inverse();
+  const double side = static_cast<double>(face.size(-1));
+  double x0 = 1e30, y0 = 1e30, x1 = -1e30, y1 = -1e30;
+  for (double u : {-0.5, side - 0.5})
+    for (double v : {-0.5, side - 0.5}) {
+      const Point2f p = back.apply({static_cast<float>(u), static_cast<float>(v)});
+      x0 = std::min<double>(x0, p.x), x1 = std::max<double>(x1, p.x);
+      y0 = std::min<double>(y0, p.y), y1 = std::max<double>(y1, p.y);
+    }
+  const int64_t H = y.size(1), W = y.size(2);
+  const int64_t rx0 = std::clamp<int64_t>(static_cast<int64_t>(std::floor(x0)) - 2, 0, W);
+  const int64_t ry0 = std::clamp<int64_t>(static_cast<int64_t>(std::floor(y0)) - 2, 0, H);
+  const int64_t rx1 = std::clamp<int64_t>(static_cast<int64_t>(std::ceil(x1)) + 3, 0, W);
+  const int64_t ry1 = std::clamp<int64_t>(static_cast<int64_t>(std::ceil(y1)) + 3, 0, H);
+  if (rx1 <= rx0 || ry1 <= ry0) return;
+  auto region = y.slice(1, ry0, ry1).slice(2, rx0, rx1);
+  // Region pixel q is output pixel q + (rx0, ry0).
+  const auto& m = out_to_aligned;
+  const Similarity local{m.a, m.b, m.tx + m.a * rx0 - m.b * ry0, m.ty + m.b * rx0 + m.a * ry0};
+  region.copy_(paste_face(region, face, local, PasteOptions{}, 1.0));
+}
+
+// One face on its way through the pipeline.
+struct Work {
+  size_t result = 0;             // index into Face2SceneResult::faces
+  Similarity t;                  // photo → aligned at the face size
+  double native = 0;             // FFHQ square side in the photo
+  torch::Tensor lq;              // [3,S,S] Ref-FR input
+  torch::Tensor restored;        // [3,S,S] Ref-FR output
+  torch::Tensor before, after;   // descriptors [128]
+  int person = -1;               // index into ReferenceSet::people
+  std::vector<size_t> refs;      // photos of that person used
+};
+
+DegradationSummary weighted_summary(const std::vector<DegradationSummary>& s, const std::vector<double>& w) {
+  std::vector<float> acc(DegradationSummary::kSize, 0.f);
+  double total = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const auto v = s[i].to_vector();
+    for (int k = 0; k < DegradationSummary::kSize; ++k) acc[size_t(k)] += static_cast<float>(w[i]) * v[size_t(k)];
+    total += w[i];
+  }
+  for (auto& a : acc) a /= static_cast<float>(std::max(total, 1e-12));
+  return DegradationSummary::from_vector(acc.data());
+}
+
+}  // namespace
+
+Face2Scene::Face2Scene(const Face2SceneConfig& config) : config_(config), m_(std::make_unique<Models>()) {
+  m_->detector = std::make_unique<FaceDetector>(config.detect);
+  const std::string idw = config.identity_weights.empty() ? default_faceapi_weights_path() : config.identity_weights;
+  if (FaceDescriptor::available(idw)) {
+    m_->descriptor = std::make_unique<FaceDescriptor>(FaceDescriptor::load(idw, config.device));
+  } else {
+    load_warnings_.push_back("identity descriptor " + idw +
+                             " not found (scripts/install_faceapi.sh): no reference matching, no identity distances");
+    log_warn(load_warnings_.back());
+  }
+  // Ref-FR and the scene models live in the same weights folder.
+  std::string dir = config.models_dir;
+  OracleModelPaths paths;
+  if (config.load_scene_restorer) {
+    paths = OracleModelPaths::locate(config.models_dir);
+    if (dir.empty()) dir = fs::path(paths.fadex).parent_path().string();
+  } else if (dir.empty()) {
+    const char* env = std::getenv("F2S_MODELS");
+    dir = env ? env : (file_exists("weights/ref_fr.safetensors") ? "weights" : cache_dir() + "/weights");
+  }
+  m_->ref_fr_path = config.ref_fr.empty() ? dir + "/ref_fr.safetensors" : config.ref_fr;
+  m_->ref_fr_blind_path = config.ref_fr_blind.empty() ? dir + "/ref_fr_blind.safetensors" : config.ref_fr_blind;
+  FaceRestorerLoadOptions fo{config.device, config.dtype};
+  m_->ref_fr = load_face_restorer(m_->ref_fr_path, fo);
+  if (file_exists(m_->ref_fr_blind_path)) {
+    m_->ref_fr_blind = load_face_restorer(m_->ref_fr_blind_path, fo);
+    if (m_->ref_fr_blind->size() != m_->ref_fr->size())
+      throw FormatError(m_->ref_fr_blind_path + ": face size " + std::to_string(m_->ref_fr_blind->size()) +
+                        " differs from " + m_->ref_fr_path + "'s " + std::to_string(m_->ref_fr->size()));
+  } else {
+    load_warnings_.push_back(m_->ref_fr_blind_path + " not found: faces without references use Ref-FR with none");
+    log_warn(load_warnings_.back());
+  }
+  geometry_.face_size = m_->ref_fr->size();
+  if (config.load_scene_restorer) {
+    OracleOptions o;
+    o.device = config.device;
+    o.dtype = config.device.is_cuda() ? config.dtype : torch::kFloat32;
+    o.tiles = config.tiles;
+    m_->scene = std::make_unique<OracleRestorer>(paths, o, /*blind_model=*/false);
+    m_->scene_blind = std::make_unique<OracleRestorer>(paths, o, /*blind_model=*/true);
+    geometry_.fadex_hq = m_->scene->face_size();
+    m_->fadex_path = paths.fadex;
+    m_->scene_path = paths.restorer;
+    m_->scene_blind_path = paths.restorer_blind;
+  }
+}
+
+Face2Scene::~Face2Scene() = default;
+
+const FaceDetector& Face2Scene::detector() const { return *m_->detector; }
+const FaceDescriptor* Face2Scene::descriptor() const { return m_->descriptor.get(); }
+
+namespace {
+
+// Descriptors of FFHQ-aligned faces [B,3,S,S] → [B,128] on the CPU.
+torch::Tensor describe(const FaceDescriptor& net, const torch::Tensor& faces) {
+  std::vector<torch::Tensor> out;
+  for (int64_t i = 0; i < faces.size(0); i += 32) {
+    auto chunk = faces.slice(0, i, std::min<int64_t>(faces.size(0), i + 32)).to(net.device());
+    out.push_back(net.embed(crop_for_descriptor(chunk)).to(torch::kCPU, torch::kFloat32));
+  }
+  return torch::cat(out);
+}
+
+float nearest(const torch::Tensor& rows, const torch::Tensor& d) {
+  return (rows - d.unsqueeze(0)).norm(2, 1).min().item<float>();
+}
+
+// Greedy one-person-per-face matching (closest pairs first), as the face toolkit's match_faces.
+void match_people(std::vector<Work>& work, std::vector<FaceResult>& faces, const ReferenceSet& refs,
+                  const std::vector<bool>& person_taken_in, float threshold) {
+  struct Pair {
+    float d;
+    size_t w, p;
+  };
+  std::vector<Pair> pairs;
+  std::vector<torch::Tensor> rows;
+  for (const auto& p : refs.people) rows.push_back(p.descriptors());
+  for (size_t i = 0; i < work.size(); ++i) {
+    if (!work[i].before.defined()) continue;
+    float best = 1e9f;
+    for (size_t j = 0; j < refs.people.size(); ++j) {
+      const float d = nearest(rows[j], work[i].before);
+      best = std::min(best, d);
+      if (work[i].person < 0) pairs.push_back({d, i, j});
+    }
+    if (faces[work[i].result].match_distance < 0) faces[work[i].result].match_distance = best;
+  }
+  std::sort(pairs.begin(), pairs.end(), [](const Pair& a, const Pair& b) { return a.d < b.d; });
+  std::vector<bool> taken = person_taken_in;
+  for (const auto& pr : pairs) {
+    if (pr.d >= threshold) break;
+    if (work[pr.w].person >= 0 || taken[pr.p]) continue;
+    work[pr.w].person = static_cast<int>(pr.p);
+    faces[work[pr.w].result].match_distance = pr.d;
+    taken[pr.p] = true;
+  }
+}
+
+}  // namespace
+
+Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& references,
+                                     const Face2SceneOptions& options) const {
+  const auto t_total = Clock::now();
+  if (image.empty()) throw ArgumentError("restore: empty image");
+  const int rscale = FaceGeometry::restorer_scale(options.scale);
+  if (options.scene && !m_->scene) throw ArgumentError("restore: this Face2Scene was loaded without the scene restorer");
+  if (options.max_faces < 0) throw ArgumentError("restore: max_faces must be >= 0");
+  const int64_t S = geometry_.face_size;
+  const int out_scale = options.scene ? options.scale : 1;
+  Face2SceneResult res;
+  res.output_scale = out_scale;
+  auto warn = [&](const std::string& w) {
+    log_warn(w);
+    res.warnings.push_back(w);
+  };
+  const torch::Tensor x = image_to_tensor(image, torch::kCPU, torch::kFloat32, /*rgb=*/true);
+
+  // ---- detect, landmarks (FaceDetector::detect runs both) ----
+  auto t0 = Clock::now();
+  std::vector<DetectedFace> detected;
+  if (image.width >= geometry_.min_face && image.height >= geometry_.min_face) detected = m_->detector->detect(image);
+  res.timings.detect = since(t0);
+  res.faces_detected = static_cast<int>(detected.size());
+
+  // ---- select and align ----
+  t0 = Clock::now();
+  std::vector<Work> work;
+  int small = 0, capped = 0, no_landmarks = 0;
+  for (size_t i = 0; i < detected.size(); ++i) {
+    const auto& d = detected[i];
+    FaceResult fr;
+    fr.index = static_cast<int>(i);
+    fr.box = d.box;
+    fr.score = d.score;
+    fr.landmarks_ok = d.has_points5;
+    if (!d.has_points5) {
+      fr.status = "skipped: no landmarks";
+      ++no_landmarks;
+    } else if (std::min(d.box.width(), d.box.height()) < static_cast<float>(geometry_.min_face)) {
+      fr.status = "skipped: face under " + std::to_string(geometry_.min_face) + " px";
+      ++small;
+    } else if (static_cast<int>(work.size()) >= options.max_faces) {
+      fr.status = "skipped: over the limit of " + std::to_string(options.max_faces) + " faces";
+      ++capped;
+    } else {
+      Work w;
+      w.result = res.faces.size();
+      const FivePoints tmpl = ffhq_template(static_cast<int>(S));
+      w.t = fit_similarity(std::vector<Point2f>(d.points5.begin(), d.points5.end()),
+                           std::vector<Point2f>(tmpl.begin(), tmpl.end()), true);
+      w.native = FaceGeometry::native_side(w.t, S);
+      fr.native_side = w.native;
+      // Cut at the face's own resolution, then bicubic to S: the resize Ref-FR was trained with.
+      const double cut = geometry_.ref_fr_max_cut > 0 ? std::min<double>(w.native, double(geometry_.ref_fr_max_cut))
+                                                      : w.native;
+      if (cut < S) {
+        // At the face's own resolution (at most 512), area-downscaled to the cut, bicubic to S.
+        const int64_t n = std::clamp<int64_t>(std::llround(w.native), 16, 512);
+        const int64_t m = std::max<int64_t>(16, std::llround(cut));
+        auto a = align_face(x, rescale_aligned(w.t, S, n), static_cast<int>(n)).image;
+        w.lq = resize(resize(a, m, m), S, S);
+      } else {
+        w.lq = align_face(x, w.t, static_cast<int>(S)).image;
+      }
+      work.push_back(std::move(w));
+    }
+    res.faces.push_back(fr);
+  }
+  if (small) warn(std::to_string(small) + " face(s) under " + std::to_string(geometry_.min_face) + " px skipped");
+  if (capped)
+    warn(std::to_string(capped) + " face(s) over the limit of " + std::to_string(options.max_faces) +
+         " skipped (the largest were restored)");
+  if (no_landmarks) warn(std::to_string(no_landmarks) + " face(s) without landmarks skipped");
+  res.timings.align = since(t0);
+
+  // ---- identity: descriptors and matching ----
+  t0 = Clock::now();
+  const bool use_refs = !options.blind && !references.empty();
+  if (!options.face_refs.empty() && !use_refs) {
+    if (options.blind) warn("--face-refs ignored: blind mode");
+    else throw ArgumentError("face_refs given without a reference set");
+  }
+  const FaceDescriptor* net = m_->descriptor.get();
+  if (use_refs && !net) warn("references ignored: no identity descriptor to match faces with");
+  if (net && !work.empty() && ((use_refs) || options.measure_identity)) {
+    std::vector<torch::Tensor> lqs;
+    for (const auto& w : work) lqs.push_back(w.lq);
+    const auto d = describe(*net, torch::stack(lqs));
+    for (size_t i = 0; i < work.size(); ++i) work[i].before = d[int64_t(i)];
+  }
+  if (use_refs && net) {
+    std::vector<bool> taken(references.people.size(), false);
+    for (const auto& [idx, name] : options.face_refs) {
+      const ReferencePersonSet* p = references.find(name);
+      if (!p) throw ArgumentError("face_refs: no person '" + name + "' in the reference set");
+      const size_t pi = static_cast<size_t>(p - references.people.data());
+      auto it = std::find_if(work.begin(), work.end(), [&](const Work& w) { return res.faces[w.result].index == idx; });
+      if (it == work.end()) {
+        warn("--face-refs " + std::to_string(idx) + ": no such restorable face (" + std::to_string(detected.size()) +
+             " detected)");
+        continue;
+      }
+      it->person = static_cast<int>(pi);
+      res.faces[it->result].pinned = true;
+      taken[pi] = true;
+    }
+    match_people(work, res.faces, references, taken, options.match_threshold);
+    size_t unmatched = 0;
+    for (const auto& w : work) unmatched += w.person < 0;
+    if (unmatched) warn(std::to_string(unmatched) + " of " + std::to_string(work.size()) +
+                        " face(s) match no reference person: restored blind");
+  }
+  // References per face: the person's photos nearest to the face (at most the model's limit).
+  for (auto& w : work) {
+    if (w.person < 0) continue;
+    const auto& p = references.people[size_t(w.person)];
+    std::vector<size_t> order(p.photos.size());
+    std::iota(order.begin(), order.end(), 0);
+    if (w.before.defined()) {
+      std::vector<float> dist;
+      for (const auto& ph : p.photos) dist.push_back((ph.descriptor - w.before).norm().item<float>());
+      std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return dist[a] < dist[b]; });
+    }
+    order.resize(std::min<size_t>(order.size(), size_t(m_->ref_fr->max_references())));
+    w.refs = order;
+    auto& fr = res.faces[w.result];
+    fr.person = p.name;
+    for (size_t k : order) fr.references.push_back(p.photos[k].file);
+  }
+  res.timings.identity = since(t0);
+
+  // ---- Ref-FR, batched per person (blind faces together) ----
+  t0 = Clock::now();
+  {
+    const FaceRestorer& blind_model = m_->ref_fr_blind ? *m_->ref_fr_blind : *m_->ref_fr;
+    std::map<int, std::vector<size_t>> groups;
+    for (size_t i = 0; i < work.size(); ++i) groups[work[i].person].push_back(i);
+    for (const auto& [person, members] : groups) {
+      const FaceRestorer& model = person < 0 ? blind_model : *m_->ref_fr;
+      for (size_t b = 0; b < members.size(); b += 16) {
+        const size_t e = std::min(members.size(), b + 16);
+        // Faces of one person may use different photo subsets only when the person has more photos
+        // than the model takes; the first face's choice is used for the batch.
+        torch::Tensor refs;
+        if (person >= 0) {
+          std::vector<torch::Tensor> r;
+          for (size_t k : work[members[b]].refs) r.push_back(references.people[size_t(person)].photos[k].aligned);
+          refs = torch::stack(r);
+        }
+        std::vector<torch::Tensor> lqs;
+        for (size_t i = b; i < e; ++i) lqs.push_back(work[members[i]].lq);
+        const auto out = model.restore(torch::stack(lqs), refs);
+        for (size_t i = b; i < e; ++i) {
+          work[members[i]].restored = out[int64_t(i - b)];
+          res.faces[work[members[i]].result].restorer = model.name();
+          res.faces[work[members[i]].result].status = "restored";
+        }
+      }
+    }
+    if (!work.empty()) {
+      res.models.push_back(m_->ref_fr_path);
+      if (m_->ref_fr_blind) res.models.push_back(m_->ref_fr_blind_path);
+    }
+  }
+  res.faces_restored = static_cast<int>(work.size());
+  res.timings.ref_fr = since(t0);
+
+  // Identity after restoration (part of the identity stage's time).
+  t0 = Clock::now();
+  if (net && !work.empty() && work.front().before.defined()) {
+    std::vector<torch::Tensor> outs;
+    for (const auto& w : work) outs.push_back(w.restored);
+    const auto d = describe(*net, torch::stack(outs));
+    for (size_t i = 0; i < work.size(); ++i) {
+      auto& w = work[i];
+      auto& fr = res.faces[w.result];
+      w.after = d[int64_t(i)];
+      fr.identity_shift = (w.after - w.before).norm().item<float>();
+      if (w.person >= 0 && !w.refs.empty()) {
+        std::vector<torch::Tensor> rows;
+        for (size_t k : w.refs) rows.push_back(references.people[size_t(w.person)].photos[k].descriptor);
+        const auto r = torch::stack(rows);
+        fr.distance_before = nearest(r, w.before);
+        fr.distance_after = nearest(r, w.after);
+      }
+    }
+  }
+  res.timings.identity += since(t0);
+
+  torch::Tensor y;  // the output [3,h,w] float on the CPU
+  if (!options.scene) {
+    y = x.clone();
+    res.code_rule = "none";
+    res.degradation_words = "not read (faces only)";
+  } else {
+    // ---- FaDeX: one code for the photo ----
+    t0 = Clock::now();
+    torch::Tensor tokens;
+    const OracleRestorer* scene = m_->scene.get();
+    if (!options.blind && !work.empty()) {
+      const int64_t L = geometry_.fadex_lq(rscale);
+      std::vector<torch::Tensor> lqs, hqs;
+      for (const auto& w : work) {
+        lqs.push_back(align_face(x, rescale_aligned(w.t, S, L), static_cast<int>(L)).image);
+        hqs.push_back(resize(w.restored, geometry_.fadex_hq, geometry_.fadex_hq));
+      }
+      const auto lq = torch::stack(lqs), hq = torch::stack(hqs);
+      std::vector<torch::Tensor> maps;
+      std::vector<DegradationSummary> read;
+      for (int64_t i = 0; i < lq.size(0); i += 16) {
+        const int64_t e = std::min<int64_t>(lq.size(0), i + 16);
+        auto [map, words] = scene->code_map_and_reading(lq.slice(0, i, e), hq.slice(0, i, e));
+        maps.push_back(map.to(torch::kCPU));
+        read.insert(read.end(), words.begin(), words.end());
+      }
+      const auto codes = torch::cat(maps);
+      std::vector<double> weights(work.size(), 0.0);
+      size_t largest = 0;
+      for (size_t i = 0; i < work.size(); ++i) {
+        const auto& fr = res.faces[work[i].result];
+        weights[i] = face_code_weight(fr.box, fr.score);
+        const auto& lb = res.faces[work[largest].result].box;
+        if (fr.box.width() * fr.box.height() > lb.width() * lb.height()) largest = i;
+        res.faces[work[i].result].degradation = read[i];
+        res.faces[work[i].result].degradation_read = true;
+      }
+      if (options.largest_face) {
+        for (size_t i = 0; i < weights.size(); ++i) weights[i] = i == largest ? 1.0 : 0.0;
+      }
+      double total = std::accumulate(weights.begin(), weights.end(), 0.0);
+      if (!(total > 0)) {  // degenerate boxes: equal weights
+        std::fill(weights.begin(), weights.end(), 1.0);
+        total = static_cast<double>(weights.size());
+      }
+      auto wt = torch::tensor(std::vector<float>(weights.begin(), weights.end())).div(total);
+      for (size_t i = 0; i < work.size(); ++i) res.faces[work[i].result].code_weight = wt[int64_t(i)].item<float>();
+      const auto code = (codes * wt.view({-1, 1, 1, 1})).sum(0, true);
+      tokens = scene->tokens(code);
+      res.face_code = true;
+      res.code_rule = options.largest_face ? "largest-face" : "weighted-mean";
+      res.degradation = weighted_summary(read, weights);
+      res.degradation_words = res.degradation.describe();
+      res.models.push_back(m_->fadex_path);
+    } else {
+      scene = m_->scene_blind.get();
+      tokens = scene->tokens(torch::Tensor());
+      res.code_rule = "none";
+      if (options.blind) {
+        res.degradation_words = "not read (blind mode)";
+      } else {
+        res.degradation_words = "not read (no usable face)";
+        warn("no usable face: the photo was restored by the blind scene restorer (no degradation code)");
+      }
+    }
+    res.timings.fadex = since(t0);
+
+    // ---- the scene restorer ----
+    t0 = Clock::now();
+    y = scene->restore(x.unsqueeze(0), tokens, rscale)[0];
+    if (options.scale == 2) y = F::avg_pool2d(y.unsqueeze(0), F::AvgPool2dFuncOptions(2))[0];
+    res.models.push_back(scene == m_->scene.get() ? m_->scene_path : m_->scene_blind_path);
+    res.timings.restorer = since(t0);
+  }
+
+  // ---- paste the restored faces back at the output scale ----
+  t0 = Clock::now();
+  if (options.paste_faces && !work.empty()) {
+    const double ps = FaceGeometry::paste_scale(out_scale);
+    // Detail comes from the scene restorer's output, not from faces pasted before (they may overlap).
+    const torch::Tensor scene_out = options.scene && options.detail_transfer ? y.clone() : y;
+    for (const auto& w : work) {
+      auto& fr = res.faces[w.result];
+      const int64_t want = std::llround(w.native * ps);
+      if (options.scene && options.detail_transfer && want > S) {
+        // Detail transfer: Ref-FR decides everything its S² face can hold (shape, identity, colour);
+        // the scene restorer's output gives the band above that, which the upsampled Ref-FR face
+        // lacks: face = up(R) + (scene − up(down(scene))), split at Ref-FR's resolution.
+        const int64_t N = std::min<int64_t>(want, geometry_.max_paste_side);
+        const Similarity tn = rescale_aligned(w.t, S, N);
+        const auto sc = align_face(scene_out, on_scaled_image(tn, ps), static_cast<int>(N)).image;
+        const auto low = resize(resize(sc, S, S), N, N);
+        const auto face = (resize(w.restored, N, N) + (sc - low)).clamp(0, 1);
+        paste_in_place(y, face, tn, ps);
+        fr.paste_side = N;
+        fr.detail_transfer = true;
+      } else {
+        paste_in_place(y, w.restored, w.t, ps);
+        fr.paste_side = std::min<int64_t>(want, S);
+      }
+    }
+  }
+  res.timings.paste = since(t0);
+
+  // ---- back to an Image like the input ----
+  y = y.clamp(0, 1);
+  if (image.channels == 1) y = (0.299 * y[0] + 0.587 * y[1] + 0.114 * y[2]).unsqueeze(0);
+  res.image = tensor_to_image(y, image.bit_depth);
+  if (image.has_alpha()) {
+    auto a = alpha_to_tensor(image, torch::kCPU).unsqueeze(0);
+    if (out_scale != 1)
+      a = F::interpolate(a, F::InterpolateFuncOptions()
+                                .size(std::vector<int64_t>{res.image.height, res.image.width})
+                                .mode(torch::kBilinear)
+                                .align_corners(false));
+    set_alpha_from_tensor(res.image, a[0].clamp(0, 1));
+  }
+  res.timings.total = since(t_total);
+  return res;
+}
+
+Face2SceneResult Face2Scene::restore_aligned(const Image& face, const ReferenceSet& references,
+                                             const Face2SceneOptions& options) const {
+  const auto t_total = Clock::now();
+  if (face.empty()) throw ArgumentError("restore-face: empty image");
+  if (face.width != face.height)
+    throw ArgumentError("restore-face: an aligned face crop is square; this image is " + std::to_string(face.width) +
+                        "x" + std::to_string(face.height));
+  if (face.width < 16) throw ArgumentError("restore-face: the face crop is under 16 px");
+  const int64_t S = geometry_.face_size;
+  Face2SceneResult res;
+  res.output_scale = 1;
+  res.faces_detected = 1;
+  res.code_rule = "none";
+  res.degradation_words = "not read (faces only)";
+  auto t0 = Clock::now();
+  const auto x = image_to_tensor(face, torch::kCPU, torch::kFloat32, true);
+  Work w;
+  w.lq = resize(x, S, S);
+  FaceResult fr;
+  fr.box = {0.f, 0.f, float(face.width), float(face.height)};
+  fr.landmarks_ok = true;
+  fr.native_side = face.width;
+  res.timings.align = since(t0);
+  t0 = Clock::now();
+  const FaceDescriptor* net = m_->descriptor.get();
+  const bool use_refs = !options.blind && !references.empty();
+  if (net) w.before = describe(*net, w.lq.unsqueeze(0))[0];
+  if (use_refs && net) {
+    float best = 1e9f;
+    int who = -1;
+    for (size_t j = 0; j < references.people.size(); ++j) {
+      const float d = nearest(references.people[j].descriptors(), w.before);
+      if (d < best) best = d, who = int(j);
+    }
+    fr.match_distance = best;
+    // One person given: the crop is taken to be them (the distance is reported); several: the
+    // nearest within the threshold.
+    if (references.people.size() == 1 || best < options.match_threshold) w.person = who;
+    if (w.person < 0) res.warnings.push_back("the face matches no reference person: restored blind");
+  }
+  if (w.person >= 0) {
+    const auto& p = references.people[size_t(w.person)];
+    std::vector<size_t> order(p.photos.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::vector<float> dist;
+    for (const auto& ph : p.photos) dist.push_back((ph.descriptor - w.before).norm().item<float>());
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return dist[a] < dist[b]; });
+    order.resize(std::min<size_t>(order.size(), size_t(m_->ref_fr->max_references())));
+    w.refs = order;
+    fr.person = p.name;
+    for (size_t k : order) fr.references.push_back(p.photos[k].file);
+  }
+  res.timings.identity = since(t0);
+  t0 = Clock::now();
+  const FaceRestorer& model = w.person >= 0 ? *m_->ref_fr : (m_->ref_fr_blind ? *m_->ref_fr_blind : *m_->ref_fr);
+  torch::Tensor refs;
+  if (w.person >= 0) {
+    std::vector<torch::Tensor> r;
+    for (size_t k : w.refs) r.push_back(references.people[size_t(w.person)].photos[k].aligned);
+    refs = torch::stack(r);
+  }
+  w.restored = model.restore(w.lq.unsqueeze(0), refs)[0];
+  fr.restorer = model.name();
+  fr.status = "restored";
+  res.models.push_back(w.person >= 0 ? m_->ref_fr_path : (m_->ref_fr_blind ? m_->ref_fr_blind_path : m_->ref_fr_path));
+  res.timings.ref_fr = since(t0);
+  t0 = Clock::now();
+  if (net) {
+    w.after = describe(*net, w.restored.unsqueeze(0))[0];
+    fr.identity_shift = (w.after - w.before).norm().item<float>();
+    if (w.person >= 0) {
+      std::vector<torch::Tensor> rows;
+      for (size_t k : w.refs) rows.push_back(references.people[size_t(w.person)].photos[k].descriptor);
+      fr.distance_before = nearest(torch::stack(rows), w.before);
+      fr.distance_after = nearest(torch::stack(rows), w.after);
+    }
+  }
+  res.timings.identity += since(t0);
+  const int64_t side = std::max<int64_t>(face.width, S);
+  fr.paste_side = side;
+  auto y = resize(w.restored, side, side);
+  if (face.channels == 1) y = (0.299 * y[0] + 0.587 * y[1] + 0.114 * y[2]).unsqueeze(0);
+  res.image = tensor_to_image(y, face.bit_depth);
+  res.faces.push_back(fr);
+  res.faces_restored = 1;
+  for (const auto& wmsg : res.warnings) log_warn(wmsg);
+  res.timings.total = since(t_total);
+  return res;
+}
+
+}  // namespace face2scene

@@ -1,0 +1,415 @@
+// The Face2Scene pipeline (face2scene/pipeline.hpp) and `face2scene restore` / `restore-face`:
+// geometry contract, face-restorer registry, result shapes per scale, faces on a group photo, the
+// code rule, reference matching, blind fallback, bad inputs, many faces, nothing half-written.
+// Small images throughout, so the whole file runs in a minute or two on the 2-core CPU.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "face2scene/core.hpp"
+#include "face2scene/identity.hpp"
+#include "face2scene/pipeline.hpp"
+#include "face2scene/realesrgan.hpp"
+#include "face2scene/ref_fr.hpp"
+#include "face2scene/tensor.hpp"
+#include "faces_test_util.hpp"
+#include "test_util.hpp"
+
+using namespace face2scene;
+namespace fs = std::filesystem;
+namespace F = torch::nn::functional;
+
+namespace {
+std::string models_dir() { return std::string(F2S_SOURCE_DIR) + "/weights"; }
+std::string example() { return std::string(F2S_SOURCE_DIR) + "/examples/solvay_group.jpg"; }
+bool have_models() {
+  return file_exists(models_dir() + "/ref_fr.safetensors") && file_exists(models_dir() + "/fadex.safetensors") &&
+         file_exists(realesrgan_weights_path(RealEsrganModel::kGeneralX4V3));
+}
+#define F2S_REQUIRE_PIPELINE()                                                                              \
+  do {                                                                                                      \
+    F2S_REQUIRE_DETECTOR();                                                                                 \
+    if (!have_models()) GTEST_SKIP() << "weights/ or the Real-ESRGAN base (scripts/install_models.sh) missing"; \
+  } while (0)
+#define F2S_REQUIRE_IDENTITY() \
+  if (!FaceDescriptor::available()) GTEST_SKIP() << "face-api weights missing (scripts/install_faceapi.sh)"
+
+Face2SceneConfig config(bool scene = true) {
+  Face2SceneConfig c;
+  c.models_dir = models_dir();
+  c.load_scene_restorer = scene;
+  return c;
+}
+
+Image crop(const Image& img, int x0, int y0, int w, int h) {
+  auto t = image_to_tensor(img, torch::kCPU, torch::kFloat32).slice(1, y0, y0 + h).slice(2, x0, x0 + w);
+  return tensor_to_image(t, img.bit_depth);
+}
+
+Image resized(const Image& img, int w, int h) {
+  auto t = image_to_tensor(img, torch::kCPU, torch::kFloat32).unsqueeze(0);
+  t = F::interpolate(t, F::InterpolateFuncOptions().size(std::vector<int64_t>{h, w}).mode(torch::kArea));
+  return tensor_to_image(t[0], img.bit_depth);
+}
+
+std::string london(const std::string& name) { return f2s_test::data_path("faces/hq/london/" + name); }
+
+// No temporary files (write_atomically's "<path>.tmp-<pid>") anywhere in `dir`.
+void expect_nothing_half_written(const std::string& dir) {
+  for (const auto& e : fs::directory_iterator(dir))
+    EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
+}
+}  // namespace
+
+// ---- geometry and registry (no models) ----------------------------------------------------------
+
+TEST(PipelineGeometry, TransformsAgreeAcrossSidesAndScales) {
+  const Similarity t{0.8, 0.3, 12.5, -7.25};  // photo → aligned at 128
+  const Point2f p{40.f, 55.f};
+  const Point2f a128 = t.apply(p);
+  const Point2f a512 = rescale_aligned(t, 128, 512).apply(p);
+  EXPECT_NEAR(a512.x, (a128.x + 0.5) * 4 - 0.5, 1e-3);
+  EXPECT_NEAR(a512.y, (a128.y + 0.5) * 4 - 0.5, 1e-3);
+  for (double s : {1.0, 2.0, 4.0}) {
+    const Point2f q{static_cast<float>((p.x + 0.5) * s - 0.5), static_cast<float>((p.y + 0.5) * s - 0.5)};
+    const Point2f b = on_scaled_image(t, s).apply(q);
+    EXPECT_NEAR(b.x, a128.x, 1e-3) << s;
+    EXPECT_NEAR(b.y, a128.y, 1e-3) << s;
+  }
+  EXPECT_NEAR(FaceGeometry::native_side(t, 128), 128 / std::hypot(0.8, 0.3), 1e-6);
+  FaceGeometry g;
+  EXPECT_EQ(g.fadex_lq(4), 32);
+  EXPECT_EQ(g.fadex_lq(1), 128);
+  EXPECT_EQ(FaceGeometry::restorer_scale(2), 4);
+  EXPECT_EQ(FaceGeometry::restorer_scale(1), 1);
+  EXPECT_THROW(FaceGeometry::restorer_scale(3), ArgumentError);
+  // Weight grows with area and with the detector's confidence.
+  EXPECT_GT(face_code_weight({0, 0, 40, 40}, 0.f), face_code_weight({0, 0, 20, 20}, 0.f));
+  EXPECT_GT(face_code_weight({0, 0, 20, 20}, 1.f), face_code_weight({0, 0, 20, 20}, 0.f));
+  EXPECT_NEAR(face_code_weight({0, 0, 20, 20}, 0.f), 200.f, 1e-3);
+}
+
+TEST(PipelineRegistry, ChoosesTheModelByArch) {
+  const std::string dir = f2s_test::temp_dir("registry");
+  // A file of an unknown arch is refused, naming the arch and the known ones.
+  save_safetensors(dir + "/odd.safetensors", {{"w", torch::zeros({2})}}, {{"arch", "mystery-net"}});
+  try {
+    load_face_restorer(dir + "/odd.safetensors");
+    FAIL() << "no error";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("mystery-net"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(kRefFRArch), std::string::npos) << e.what();
+  }
+  // A new face model is one class and one registration.
+  struct Identity : FaceRestorer {
+    std::string arch() const override { return "mystery-net"; }
+    std::string name() const override { return "identity"; }
+    int64_t size() const override { return 64; }
+    int64_t max_references() const override { return 0; }
+    torch::Tensor restore(const torch::Tensor& f, const torch::Tensor&) const override { return f; }
+  };
+  register_face_restorer("mystery-net", [](const std::string&, const Metadata&, const FaceRestorerLoadOptions&) {
+    return std::unique_ptr<FaceRestorer>(new Identity());
+  });
+  EXPECT_EQ(load_face_restorer(dir + "/odd.safetensors")->name(), "identity");
+  if (file_exists(models_dir() + "/ref_fr.safetensors")) {
+    auto r = load_face_restorer(models_dir() + "/ref_fr.safetensors");
+    EXPECT_EQ(r->arch(), kRefFRArch);
+    EXPECT_EQ(r->size(), 128);
+    EXPECT_GT(r->max_references(), 0);
+    auto out = r->restore(torch::full({2, 3, 128, 128}, 0.5), torch::Tensor());
+    EXPECT_EQ(out.sizes(), (std::vector<int64_t>{2, 3, 128, 128}));
+  }
+  f2s_test::remove_tree(dir);
+}
+
+// ---- the pipeline on images ---------------------------------------------------------------------
+
+TEST(Pipeline, ResultShapePerScaleAndFacesRestored) {
+  F2S_REQUIRE_PIPELINE();
+  Face2Scene f2s(config());
+  // A 360x140 crop of the example with three faces; grey like the photo.
+  const Image img = crop(read_image(example()), 0, 40, 360, 140);
+  for (int scale : {4, 2, 1}) {
+    Face2SceneOptions o;
+    o.scale = scale;
+    o.measure_identity = false;
+    const auto r = f2s.restore(img, {}, o);
+    EXPECT_EQ(r.image.width, 360 * scale);
+    EXPECT_EQ(r.image.height, 140 * scale);
+    EXPECT_EQ(r.image.channels, 1);
+    EXPECT_GE(r.faces_detected, 3) << scale;
+    EXPECT_EQ(r.faces_restored, r.faces_detected);
+    EXPECT_TRUE(r.face_code);
+    EXPECT_EQ(r.code_rule, "weighted-mean");
+    EXPECT_NE(r.degradation_words.find("blur"), std::string::npos) << r.degradation_words;
+    for (const auto& f : r.faces) {
+      EXPECT_EQ(f.status, "restored");
+      EXPECT_EQ(f.restorer, "ref-fr-blind");
+      EXPECT_TRUE(f.person.empty());
+      // At ×4 these ~30 px faces are far larger than Ref-FR's 128²: detail transfer must run.
+      if (scale == 4) EXPECT_TRUE(f.detail_transfer) << f.native_side;
+    }
+    EXPECT_GT(r.timings.total, 0);
+    EXPECT_GE(r.timings.total, r.timings.detect + r.timings.restorer);
+    // The JSON report parses and carries the faces and timings.
+    const auto j = nlohmann::json::parse(result_to_json(r, "in.png", "out.png"));
+    EXPECT_EQ(j["faces"].size(), r.faces.size());
+    EXPECT_TRUE(j["timings_s"].contains("ref_fr"));
+  }
+}
+
+TEST(Pipeline, GroupPhotoWeightedVersusLargestFaceCode) {
+  F2S_REQUIRE_PIPELINE();
+  Face2Scene f2s(config());
+  const Image img = read_image(example());
+  Face2SceneOptions o;
+  o.scale = 1;
+  o.measure_identity = false;
+  const auto weighted = f2s.restore(img, {}, o);
+  // The example is a crop of the 1927 Solvay photo with 11 people: all found and restored.
+  EXPECT_GE(weighted.faces_detected, 10);
+  EXPECT_EQ(weighted.faces_restored, weighted.faces_detected);
+  double sum = 0;
+  int used = 0;
+  for (const auto& f : weighted.faces) sum += f.code_weight, used += f.code_weight > 0;
+  EXPECT_NEAR(sum, 1.0, 1e-4);
+  EXPECT_EQ(used, weighted.faces_restored);
+  o.largest_face = true;
+  const auto largest = f2s.restore(img, {}, o);
+  EXPECT_EQ(largest.code_rule, "largest-face");
+  int ones = 0;
+  float best_area = 0;
+  int best = -1;
+  for (const auto& f : largest.faces) {
+    ones += f.code_weight > 0.999f;
+    if (f.box.width() * f.box.height() > best_area) best_area = f.box.width() * f.box.height(), best = f.index;
+  }
+  EXPECT_EQ(ones, 1);
+  EXPECT_GT(largest.faces[size_t(best)].code_weight, 0.999f);
+  // Different codes, different photos (the pasted faces are the same).
+  auto a = image_to_tensor(weighted.image, torch::kCPU), b = image_to_tensor(largest.image, torch::kCPU);
+  EXPECT_GT((a - b).abs().max().item<float>(), 1e-3f);
+}
+
+TEST(Pipeline, NoFaceRunsBlindWithWarning) {
+  F2S_REQUIRE_PIPELINE();
+  Face2Scene f2s(config());
+  torch::manual_seed(1);
+  const Image img = tensor_to_image(torch::rand({3, 30, 40}) * 0.2 + 0.4, 8);
+  const auto r = f2s.restore(img, {}, Face2SceneOptions{});
+  EXPECT_EQ(r.faces_detected, 0);
+  EXPECT_FALSE(r.face_code);
+  EXPECT_EQ(r.image.width, 160);
+  bool warned = false;
+  for (const auto& w : r.warnings) warned = warned || w.find("no usable face") != std::string::npos;
+  EXPECT_TRUE(warned);
+  // A 1×1 image: no face, a 4×4 result, no crash.
+  Image one(1, 1, 3);
+  one.data = {10, 200, 30};
+  const auto r1 = f2s.restore(one, {}, Face2SceneOptions{});
+  EXPECT_EQ(r1.image.width, 4);
+  EXPECT_EQ(r1.image.height, 4);
+  EXPECT_THROW(f2s.restore(Image{}, {}, Face2SceneOptions{}), ArgumentError);
+}
+
+TEST(Pipeline, ReferencesMatchTheRightPersonAndSkipBadPhotos) {
+  F2S_REQUIRE_PIPELINE();
+  F2S_REQUIRE_IDENTITY();
+  F2S_REQUIRE_DATA("faces/hq/london/001_neutral.jpg");
+  const std::string dir = f2s_test::temp_dir("pipeline_refs");
+  fs::create_directories(dir + "/refs/alice");
+  fs::create_directories(dir + "/refs/bob");
+  fs::create_directories(dir + "/wrong/bob");
+  fs::copy_file(london("001_smiling.jpg"), dir + "/refs/alice/a1.jpg");
+  fs::copy_file(london("002_smiling.jpg"), dir + "/refs/bob/b1.jpg");
+  fs::copy_file(london("002_neutral.jpg"), dir + "/refs/bob/b2.jpg");
+  fs::copy_file(london("003_neutral.jpg"), dir + "/refs/bob/z_other_person.jpg");  // not bob
+  write_image(dir + "/refs/bob/c_noface.png", tensor_to_image(torch::full({3, 64, 64}, 0.5), 8));
+  fs::copy_file(london("002_smiling.jpg"), dir + "/wrong/bob/b1.jpg");
+  Face2Scene f2s(config());
+  const auto refs = load_reference_set(dir + "/refs", f2s.detector(), *f2s.descriptor(), 128);
+  ASSERT_EQ(refs.people.size(), 2u);
+  ASSERT_NE(refs.find("bob"), nullptr);
+  EXPECT_EQ(refs.find("bob")->photos.size(), 2u);  // the other person and the flat image skipped
+  std::string warnings;
+  for (const auto& w : refs.warnings) warnings += w + "\n";
+  EXPECT_NE(warnings.find("z_other_person.jpg skipped: its face does not match"), std::string::npos) << warnings;
+  EXPECT_NE(warnings.find("c_noface.png skipped: no face found"), std::string::npos) << warnings;
+
+  // The photo: Alice's other photo, small (a degraded group-photo face), in a wider frame.
+  Image photo = resized(read_image(london("001_neutral.jpg")), 160, 160);
+  Face2SceneOptions o;
+  o.scale = 1;
+  const auto r = f2s.restore(photo, refs, o);
+  ASSERT_EQ(r.faces_restored, 1);
+  EXPECT_EQ(r.faces[0].person, "alice");
+  EXPECT_EQ(r.faces[0].restorer, "ref-fr");
+  ASSERT_EQ(r.faces[0].references.size(), 1u);
+  EXPECT_NE(r.faces[0].references[0].find("a1.jpg"), std::string::npos);
+  EXPECT_GE(r.faces[0].distance_before, 0.f);
+  EXPECT_GE(r.faces[0].distance_after, 0.f);
+  // Only the wrong person's photos: the face is listed unmatched and restored blind.
+  const auto wrong = load_reference_set(dir + "/wrong", f2s.detector(), *f2s.descriptor(), 128);
+  const auto rw = f2s.restore(photo, wrong, o);
+  ASSERT_EQ(rw.faces_restored, 1);
+  EXPECT_TRUE(rw.faces[0].person.empty());
+  EXPECT_EQ(rw.faces[0].restorer, "ref-fr-blind");
+  EXPECT_GT(rw.faces[0].match_distance, 0.6f);
+  bool listed = false;
+  for (const auto& w : rw.warnings) listed = listed || w.find("match no reference person") != std::string::npos;
+  EXPECT_TRUE(listed);
+  // Pinned: face 0 uses bob whatever the descriptor says.
+  o.face_refs[0] = "bob";
+  const auto rp = f2s.restore(photo, refs, o);
+  EXPECT_EQ(rp.faces[0].person, "bob");
+  EXPECT_TRUE(rp.faces[0].pinned);
+  o.face_refs[0] = "nobody";
+  EXPECT_THROW(f2s.restore(photo, refs, o), ArgumentError);
+
+  // Folders without usable faces and missing folders are clear errors.
+  fs::create_directories(dir + "/noface");
+  write_image(dir + "/noface/flat.png", tensor_to_image(torch::full({3, 64, 64}, 0.5), 8));
+  EXPECT_THROW(load_reference_set(dir + "/noface", f2s.detector(), *f2s.descriptor()), IoError);
+  EXPECT_THROW(load_reference_set(dir + "/missing", f2s.detector(), *f2s.descriptor()), IoError);
+  fs::create_directories(dir + "/empty");
+  EXPECT_THROW(load_reference_set(dir + "/empty", f2s.detector(), *f2s.descriptor()), IoError);
+
+  // restore_aligned: an aligned crop with the person's references.
+  const Image aligned = resized(read_image(london("001_neutral.jpg")), 48, 48);
+  Face2Scene faces_only(config(/*scene=*/false));
+  const auto ra = faces_only.restore_aligned(aligned, refs, Face2SceneOptions{});
+  EXPECT_EQ(ra.image.width, 128);
+  EXPECT_EQ(ra.faces[0].person, "alice");
+  EXPECT_THROW(faces_only.restore_aligned(resized(aligned, 48, 40), refs, Face2SceneOptions{}), ArgumentError);
+  f2s_test::remove_tree(dir);
+}
+
+TEST(Pipeline, HundredFacesAreBounded) {
+  F2S_REQUIRE_PIPELINE();
+  F2S_REQUIRE_DATA("faces/hq/london/001_neutral.jpg");
+  // A 10×10 tiling of one 64² aligned face.
+  const auto face = image_to_tensor(resized(read_image(london("001_neutral.jpg")), 64, 64), torch::kCPU);
+  const auto grid = face.repeat({1, 10, 10});
+  const Image img = tensor_to_image(grid, 8);
+  Face2Scene f2s(config());
+  Face2SceneOptions o;
+  o.scale = 1;
+  o.measure_identity = false;
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto r = f2s.restore(img, {}, o);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_GT(r.faces_detected, 64);
+  EXPECT_EQ(r.faces_restored, 64);
+  int skipped = 0;
+  for (const auto& f : r.faces) skipped += f.status.find("over the limit") != std::string::npos;
+  EXPECT_EQ(skipped, r.faces_detected - 64);
+  bool warned = false;
+  for (const auto& w : r.warnings) warned = warned || w.find("over the limit of 64") != std::string::npos;
+  EXPECT_TRUE(warned);
+  EXPECT_LT(secs, 180.0);  // bounded (about 15 s on the idle 2-core CPU)
+}
+
+// ---- the CLI ------------------------------------------------------------------------------------
+
+TEST(PipelineCli, BadInputsAreReportedAndTheRestIsDone) {
+  F2S_REQUIRE_PIPELINE();
+  const std::string dir = f2s_test::temp_dir("pipeline_cli");
+  const std::string in = dir + "/in", out = dir + "/out";
+  fs::create_directories(in);
+  torch::manual_seed(2);
+  write_image(in + "/a_noface.png", tensor_to_image(torch::rand({3, 24, 32}) * 0.3 + 0.3, 8));
+  Image one(1, 1, 3);
+  one.data = {1, 2, 3};
+  write_image(in + "/b_one_pixel.png", one);
+  Image deep = tensor_to_image(torch::rand({3, 20, 28}), 16);
+  set_alpha_from_tensor(deep, torch::linspace(0, 1, 28).expand({1, 20, 28}));
+  write_image(in + "/c_16bit_alpha.png", deep);
+  write_image(in + "/d_grey.jpg", crop(read_image(example()), 90, 70, 120, 90));
+  {
+    const std::string bytes = read_file(example());
+    std::ofstream(in + "/e_truncated.jpg", std::ios::binary) << bytes.substr(0, bytes.size() / 3);
+  }
+  const std::string report = dir + "/report.json";
+  const auto r = f2s_test::run_cli("-q restore " + in + " -o " + out + " --scale 1 --models " + models_dir() +
+                                   " --report " + report);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("e_truncated.jpg"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("1 of 5 input(s) failed"), std::string::npos) << r.output;
+  for (const char* name : {"a_noface.png", "b_one_pixel.png", "c_16bit_alpha.png", "d_grey.jpg"})
+    EXPECT_TRUE(file_exists(out + "/" + name)) << name << "\n" << r.output;
+  EXPECT_FALSE(file_exists(out + "/e_truncated.jpg"));
+  expect_nothing_half_written(out);
+  const Image deep_out = read_image(out + "/c_16bit_alpha.png");
+  EXPECT_EQ(deep_out.bit_depth, 16);
+  EXPECT_TRUE(deep_out.has_alpha());
+  EXPECT_EQ(read_image(out + "/d_grey.jpg").channels, 1);
+  const auto j = nlohmann::json::parse(read_file(report));
+  EXPECT_EQ(j["images"].size(), 4u);
+  ASSERT_EQ(j["failures"].size(), 1u);
+  EXPECT_NE(j["failures"][0]["input"].get<std::string>().find("e_truncated.jpg"), std::string::npos);
+  EXPECT_NE(j["images"][0]["warnings"].dump().find("no usable face"), std::string::npos);
+
+  // --skip-existing resumes: nothing is redone, the truncated file still fails.
+  const auto again = f2s_test::run_cli("restore " + in + " -o " + out + " --scale 1 --skip-existing --models " +
+                                       models_dir());
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_NE(again.output.find("1 of 1 input(s) failed"), std::string::npos) << again.output;
+
+  // Reference folders: no faces, missing: one clear line each, exit 1.
+  fs::create_directories(dir + "/refs_noface");
+  write_image(dir + "/refs_noface/flat.png", tensor_to_image(torch::full({3, 64, 64}, 0.5), 8));
+  if (FaceDescriptor::available()) {
+    const auto nf = f2s_test::run_cli("-q restore " + in + "/d_grey.jpg -o " + dir + "/x.png --scale 1 --models " +
+                                      models_dir() + " --refs " + dir + "/refs_noface");
+    EXPECT_EQ(nf.exit_code, 1);
+    EXPECT_NE(nf.output.find("no usable face in any reference photo"), std::string::npos) << nf.output;
+    const auto miss = f2s_test::run_cli("-q restore " + in + "/d_grey.jpg -o " + dir + "/x.png --scale 1 --models " +
+                                        models_dir() + " --refs " + dir + "/nope");
+    EXPECT_EQ(miss.exit_code, 1);
+    EXPECT_NE(miss.output.find("reference folder not found"), std::string::npos) << miss.output;
+  }
+  // A missing input is reported by name; the existing one is done.
+  const auto mixed = f2s_test::run_cli("-q restore " + in + "/a_noface.png " + dir + "/ghost.jpg -o " + dir +
+                                       "/mixed --scale 1 --models " + models_dir());
+  EXPECT_EQ(mixed.exit_code, 1);
+  EXPECT_NE(mixed.output.find("ghost.jpg: no such file or folder"), std::string::npos) << mixed.output;
+  EXPECT_TRUE(file_exists(dir + "/mixed/a_noface.png"));
+  f2s_test::remove_tree(dir);
+}
+
+TEST(PipelineCli, SideBySideRestoreFaceAndHelp) {
+  F2S_REQUIRE_PIPELINE();
+  const std::string dir = f2s_test::temp_dir("pipeline_cli2");
+  write_image(dir + "/group.png", crop(read_image(example()), 90, 70, 120, 90));
+  const auto r = f2s_test::run_cli("-q restore " + dir + "/group.png -o " + dir + "/out/ --scale 2 --side-by-side --models " +
+                                   models_dir() + " --report " + dir + "/r.json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const Image out = read_image(dir + "/out/group.png");
+  EXPECT_EQ(out.width, 240);
+  const Image sbs = read_image(dir + "/out/group_side_by_side.png");
+  EXPECT_GT(sbs.width, 480);
+  EXPECT_EQ(sbs.height, 180);
+  const auto j = nlohmann::json::parse(read_file(dir + "/r.json"));
+  EXPECT_GE(j["images"][0]["faces_restored"].get<int>(), 1);
+  EXPECT_TRUE(j["images"][0]["timings_s"].contains("restorer"));
+
+  const auto rf = f2s_test::run_cli("-q restore-face " + dir + "/group.png -o " + dir + "/faces.png --models " +
+                                    models_dir() + " --report " + dir + "/f.json");
+  ASSERT_EQ(rf.exit_code, 0) << rf.output;
+  EXPECT_EQ(read_image(dir + "/faces.png").width, 120);
+  const auto jf = nlohmann::json::parse(read_file(dir + "/f.json"));
+  EXPECT_GE(jf["images"][0]["faces"].size(), 1u);
+  EXPECT_TRUE(jf["images"][0]["faces"][0].contains("box"));
+
+  const auto help = f2s_test::run_cli("restore --help");
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_NE(help.output.find("Examples"), std::string::npos);
+  EXPECT_NE(help.output.find("--refs"), std::string::npos);
+  f2s_test::remove_tree(dir);
+}

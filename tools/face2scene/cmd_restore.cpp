@@ -1,0 +1,325 @@
+// `face2scene restore`: the main job. Faces found and restored from references (Ref-FR), read as
+// the oracle of the photo's degradation (FaDeX), the whole photo restored with that reading, the
+// faces pasted back. `face2scene restore-face`: Ref-FR alone, on aligned crops or on every face of
+// a photo. Both run through the library's Face2Scene API (face2scene/pipeline.hpp).
+#include <chrono>
+#include <cstdio>
+#include <deque>
+#include <filesystem>
+#include <future>
+#include <map>
+
+#include <nlohmann/json.hpp>
+
+#include "cli_common.hpp"
+#include "face2scene/core.hpp"
+#include "face2scene/identity.hpp"
+#include "face2scene/pipeline.hpp"
+#include "face2scene/tensor.hpp"
+
+namespace face2scene::cli {
+namespace {
+namespace fs = std::filesystem;
+
+struct RunArgs {
+  std::vector<std::string> inputs;
+  std::string out, refs, report, models, identity_weights, device = "auto", dtype = "auto";
+  std::vector<std::string> face_refs;
+  int scale = 4, tile = -1, max_faces = 64, min_face = 24;
+  bool blind = false, largest_face = false, skip_existing = false, side_by_side = false, aligned = false,
+       no_detail_transfer = false, no_paste = false;
+};
+
+struct Failure {
+  std::string file, why;
+};
+
+// Inputs → image files. A missing input or an empty folder is a failure of that input, reported at
+// the end; the others still run.
+std::vector<std::string> gather(const std::vector<std::string>& inputs, std::vector<Failure>& failures, bool& any_dir) {
+  std::vector<std::string> out;
+  for (const auto& in : inputs) {
+    std::error_code ec;
+    if (fs::is_directory(in, ec)) {
+      any_dir = true;
+      std::vector<std::string> files;
+      for (const auto& e : fs::directory_iterator(in, ec))
+        if (e.is_regular_file() && is_image_path(e.path().string())) files.push_back(e.path().string());
+      std::sort(files.begin(), files.end());
+      if (files.empty()) failures.push_back({in, "folder holds no .png/.jpg images"});
+      out.insert(out.end(), files.begin(), files.end());
+    } else if (fs::exists(in, ec)) {
+      out.push_back(in);
+    } else {
+      failures.push_back({in, "no such file or folder"});
+    }
+  }
+  return out;
+}
+
+std::string side_by_side_path(const std::string& dst) {
+  fs::path p(dst);
+  return (p.parent_path() / (p.stem().string() + "_side_by_side" + p.extension().string())).string();
+}
+
+// before | after: the input bicubic-upscaled to the output size beside the result.
+Image side_by_side(const Image& input, const Image& result) {
+  namespace F = torch::nn::functional;
+  auto a = image_to_tensor(input, torch::kCPU, torch::kFloat32, /*rgb=*/result.channels == 3).unsqueeze(0);
+  a = F::interpolate(a, F::InterpolateFuncOptions()
+                            .size(std::vector<int64_t>{result.height, result.width})
+                            .mode(torch::kBicubic)
+                            .align_corners(false))
+          .clamp(0, 1);
+  auto b = image_to_tensor(result, torch::kCPU, torch::kFloat32, /*rgb=*/result.channels == 3).unsqueeze(0);
+  const int64_t gap = std::max<int64_t>(4, result.width / 200);
+  auto sep = torch::ones({1, b.size(1), b.size(2), gap});
+  return tensor_to_image(torch::cat({a, sep, b}, 3), result.bit_depth);
+}
+
+Face2SceneConfig make_config(const RunArgs& a, bool scene) {
+  Face2SceneConfig c;
+  c.device = parse_device(a.device);
+  c.dtype = parse_dtype(a.dtype, c.device, torch::kBFloat16);
+  c.models_dir = a.models;
+  c.identity_weights = a.identity_weights;
+  c.tiles.tile = a.tile < 0 ? (c.device.is_cuda() ? 512 : 256) : a.tile;
+  c.tiles.overlap = 32;
+  c.tiles.margin = 12;
+  c.load_scene_restorer = scene;
+  c.detect.min_face = a.min_face;
+  return c;
+}
+
+// --refs and --face-refs N=DIR → one reference set; face_refs maps face N to its person.
+ReferenceSet load_refs(const RunArgs& a, const Face2Scene& f2s, std::map<int, std::string>& face_refs) {
+  ReferenceSet set;
+  if (a.refs.empty() && a.face_refs.empty()) return set;
+  if (a.blind) {
+    log_warn("--blind: references are not used");
+    return set;
+  }
+  if (!f2s.descriptor())
+    throw ArgumentError("--refs needs the identity descriptor (run scripts/install_faceapi.sh, or --identity-weights F)");
+  const int64_t s = f2s.geometry().face_size;
+  if (!a.refs.empty()) set = load_reference_set(a.refs, f2s.detector(), *f2s.descriptor(), s);
+  for (const auto& spec : a.face_refs) {
+    const auto eq = spec.find('=');
+    int n = -1;
+    try {
+      n = eq == std::string::npos ? -1 : std::stoi(spec.substr(0, eq));
+    } catch (const std::exception&) {
+    }
+    if (n < 0) throw ArgumentError("--face-refs " + spec + ": expected N=DIR (N = face number, as `faces` prints it)");
+    ReferenceSet one = load_reference_set(spec.substr(eq + 1), f2s.detector(), *f2s.descriptor(), s);
+    // The folder is one person, whatever its layout.
+    ReferencePersonSet person;
+    person.name = "face" + std::to_string(n);
+    for (auto& p : one.people)
+      for (auto& ph : p.photos) person.photos.push_back(std::move(ph));
+    one.people = {std::move(person)};
+    const size_t before = set.people.size();
+    merge_reference_sets(set, std::move(one));
+    face_refs[n] = set.people[before].name;
+  }
+  log_info("references: " + std::to_string(set.people.size()) + " person(s), " + std::to_string(set.photo_count()) +
+           " photo(s)" + (set.warnings.empty() ? "" : ", " + std::to_string(set.warnings.size()) + " skipped"));
+  return set;
+}
+
+// The folder/file loop shared by both commands: the next input is decoded while the current one is
+// restored, outputs are written on a background thread (write_image writes to a temporary name and
+// renames), an input that fails is reported by name and the run goes on; a failure makes the exit
+// code non-zero at the end, with a summary.
+void run_batch(const RunArgs& a, const std::string& label,
+               const std::function<Face2SceneResult(const Image&)>& process, const std::vector<std::string>& ref_warnings) {
+  std::vector<Failure> failures;
+  bool any_dir = false;
+  const auto files = gather(a.inputs, failures, any_dir);
+  const size_t unreadable_inputs = failures.size();
+  const bool out_is_dir = files.size() > 1 || any_dir || fs::is_directory(a.out) || !is_image_path(a.out);
+  if (out_is_dir) ensure_directory(a.out);
+  std::vector<std::pair<std::string, std::string>> todo;
+  for (const auto& f : files) {
+    const std::string dst = output_path_for(f, a.out, out_is_dir);
+    if (a.skip_existing && file_exists(dst)) {
+      log_info("skip (exists): " + dst);
+      continue;
+    }
+    todo.emplace_back(f, dst);
+  }
+  nlohmann::json reports = nlohmann::json::array();
+  auto write_report = [&]() {
+    if (a.report.empty()) return;
+    nlohmann::json doc = {{"command", label}, {"reference_warnings", ref_warnings}, {"images", reports}};
+    nlohmann::json fails = nlohmann::json::array();
+    for (const auto& f : failures) fails.push_back({{"input", f.file}, {"error", f.why}});
+    doc["failures"] = fails;
+    write_file_atomically(a.report, doc.dump(1) + "\n");
+  };
+  auto decode_async = [](const std::string& path) {
+    return std::async(std::launch::async, [path]() { return read_image(path); });
+  };
+  std::future<Image> next;
+  if (!todo.empty()) next = decode_async(todo.front().first);
+  std::deque<std::pair<std::string, std::future<void>>> pending;  // (input, write)
+  auto drain = [&](size_t keep) {
+    while (pending.size() > keep) {
+      try {
+        pending.front().second.get();
+      } catch (const std::exception& e) {
+        failures.push_back({pending.front().first, std::string("write failed: ") + e.what()});
+      }
+      pending.pop_front();
+    }
+  };
+  Progress progress(label, static_cast<int64_t>(todo.size()));
+  for (size_t i = 0; i < todo.size(); ++i) {
+    const auto& [src, dst] = todo[i];
+    try {
+      Image img;
+      try {
+        img = next.get();
+      } catch (...) {
+        if (i + 1 < todo.size()) next = decode_async(todo[i + 1].first);
+        throw;
+      }
+      if (i + 1 < todo.size()) next = decode_async(todo[i + 1].first);
+      const auto r = process(img);
+      std::printf("%s: %d face%s detected, %d restored; %s; %.1f s\n", src.c_str(), r.faces_detected,
+                  r.faces_detected == 1 ? "" : "s", r.faces_restored, r.degradation_words.c_str(), r.timings.total);
+      std::fflush(stdout);
+      reports.push_back(nlohmann::json::parse(result_to_json(r, src, dst, -1)));
+      drain(1);  // at most one write in flight besides this one: outputs are large
+      Image sbs;
+      if (a.side_by_side) sbs = side_by_side(img, r.image);
+      pending.emplace_back(src, std::async(std::launch::async, [dst = dst, out = r.image, sbs = std::move(sbs)]() {
+                             lower_thread_priority();
+                             WriteOptions wo;
+                             wo.png_level = 2;
+                             write_image(dst, out, wo);
+                             if (!sbs.empty()) write_image(side_by_side_path(dst), sbs, wo);
+                           }));
+    } catch (const Error& e) {
+      // Library errors usually name the file already.
+      const std::string why = e.what();
+      log_warn(why.find(src) == std::string::npos ? src + ": " + why : why);
+      failures.push_back({src, why.find(src + ": ") == 0 ? why.substr(src.size() + 2) : why});
+    } catch (const c10::Error& e) {
+      log_warn(src + ": " + e.what_without_backtrace());
+      failures.push_back({src, e.what_without_backtrace()});
+    }
+    progress.advance();
+    write_report();
+  }
+  drain(0);
+  progress.finish();
+  write_report();
+  if (todo.empty() && failures.empty()) log_info("all outputs exist; nothing to do");
+  if (!failures.empty()) {
+    std::string msg = std::to_string(failures.size()) + " of " + std::to_string(todo.size() + unreadable_inputs) +
+                      " input(s) failed (the others were written):";
+    for (const auto& f : failures) msg += "\n  " + f.file + ": " + f.why;
+    throw Error(msg);
+  }
+}
+
+void add_common(CLI::App* sub, RunArgs& a) {
+  sub->add_option("inputs", a.inputs, "Photos (PNG/JPEG, 8/16-bit, grey/RGB, alpha kept) or folders of them")->required();
+  sub->add_option("-o,--out", a.out, "Output file, or folder (created; names kept) for several inputs or a folder")
+      ->required();
+  sub->add_option("--refs", a.refs,
+                  "Reference photos: DIR/*.jpg of one person, or DIR/<person>/*.jpg; each face is matched to a person\n"
+                  "by the identity descriptor (unmatched faces are restored blind and listed in the report)");
+  sub->add_flag("--blind", a.blind, "No references (Ref-FR's blind twin)");
+  sub->add_option("--report", a.report, "JSON report of every image and face (written as the run goes)");
+  sub->add_flag("--skip-existing", a.skip_existing, "Skip inputs whose output exists (resume an interrupted folder)");
+  sub->add_option("--models", a.models, "Folder with our weights (default ./weights, $F2S_MODELS)");
+  sub->add_option("--identity-weights", a.identity_weights, "face-api recognition weights (default: the cache)");
+  sub->add_option("--min-face", a.min_face,
+                  "Smallest face side (photo pixels) the detector looks for; smaller is slower (the photo is\n"
+                  "upsampled for it). Faces under 16 px are never restored")
+      ->check(CLI::Range(8, 100000))
+      ->capture_default_str();
+  sub->add_option("--device", a.device, "auto, cpu, cuda or cuda:N");
+  sub->add_option("--dtype", a.dtype, "auto (bf16 on CUDA, fp32 on CPU), fp32, fp16, bf16")
+      ->check(CLI::IsMember({"auto", "fp32", "fp16", "bf16"}));
+}
+
+Command setup_restore(CLI::App& app, GlobalOptions&) {
+  auto* sub = app.add_subcommand("restore", "Restore whole photos of people the Face2Scene way (the main job)");
+  auto a = std::make_shared<RunArgs>();
+  add_common(sub, *a);
+  sub->add_option("--face-refs", a->face_refs,
+                  "N=DIR: face N (largest first, as `face2scene faces` numbers them) uses the photos in DIR")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  sub->add_option("--scale", a->scale, "4, 2 (×4 then area-downscaled) or 1 (same size)")->check(CLI::IsMember({1, 2, 4}));
+  sub->add_flag("--largest-face", a->largest_face, "Read the degradation from the largest face only");
+  sub->add_option("--max-faces", a->max_faces, "Restore at most this many faces (the largest); the rest are listed")
+      ->check(CLI::Range(0, 100000));
+  sub->add_option("--tile", a->tile, "Scene restorer tile side in input pixels (0 = whole image; -1 = auto: 256 CPU, 512 CUDA)");
+  sub->add_flag("--side-by-side", a->side_by_side,
+                "Also write <name>_side_by_side: the input bicubic-upscaled | the result");
+  sub->add_flag("--no-detail-transfer", a->no_detail_transfer,
+                "Paste Ref-FR's faces as they are, even where they are larger than its 128² output");
+  sub->add_flag("--no-face-paste", a->no_paste,
+                "Leave the restored faces out of the output (the scene restorer alone, still conditioned on\n"
+                "their code): for comparisons");
+  sub->footer(
+      "What happens: every face is found, aligned and restored by Ref-FR (from the person's reference photos\n"
+      "when --refs has them, blind otherwise); FaDeX reads the photo's degradation from each (degraded,\n"
+      "restored) face pair; one code for the photo (faces weighted by area x detector confidence) conditions\n"
+      "the scene restorer; the restored faces are pasted back. A photo without a usable face is restored\n"
+      "blind (a warning says so). --blind is the control: no references, no code. docs/pipeline.md.\n"
+      "Examples:\n"
+      "  face2scene restore old_photo.jpg -o restored.png\n"
+      "  face2scene restore examples/solvay_group.jpg -o out/ --side-by-side\n"
+      "  face2scene restore album/ -o restored/ --refs people/ --report restored/report.json --skip-existing\n"
+      "  face2scene restore party.jpg -o party_x2.png --scale 2 --refs people/ --face-refs 3=people/Bob\n"
+      "  face2scene restore scan.png -o scan_clean.png --scale 1 --device cuda");
+  return {sub, [a]() {
+            Face2Scene f2s(make_config(*a, /*scene=*/true));
+            Face2SceneOptions o;
+            o.scale = a->scale;
+            o.blind = a->blind;
+            o.largest_face = a->largest_face;
+            o.max_faces = a->max_faces;
+            o.detail_transfer = !a->no_detail_transfer;
+            o.paste_faces = !a->no_paste;
+            const ReferenceSet refs = load_refs(*a, f2s, o.face_refs);
+            run_batch(*a, "restore", [&](const Image& img) { return f2s.restore(img, refs, o); }, refs.warnings);
+          }};
+}
+
+Command setup_restore_face(CLI::App& app, GlobalOptions&) {
+  auto* sub = app.add_subcommand("restore-face", "Restore faces with Ref-FR alone (aligned crops, or every face of a photo)");
+  auto a = std::make_shared<RunArgs>();
+  add_common(sub, *a);
+  sub->add_flag("--aligned", a->aligned,
+                "Inputs are FFHQ-aligned square face crops (as `face2scene faces --crops` writes); output side\n"
+                "max(input, 128). Without it every face of each photo is found, restored and pasted back");
+  sub->footer(
+      "References are ordinary photos of the person (DIR/*.jpg, or DIR/<person>/*.jpg): the face in each is\n"
+      "found and aligned; a photo without a face, or whose face does not match the person's other photos, is\n"
+      "reported and skipped. The report gives, per face: box, references used, identity distance to them.\n"
+      "Examples:\n"
+      "  face2scene restore-face group.jpg -o group_faces.png --refs people/ --report faces.json\n"
+      "  face2scene restore-face crops/ -o restored_crops/ --aligned --refs alice/");
+  return {sub, [a]() {
+            Face2Scene f2s(make_config(*a, /*scene=*/false));
+            Face2SceneOptions o;
+            o.scene = false;
+            o.blind = a->blind;
+            const ReferenceSet refs = load_refs(*a, f2s, o.face_refs);
+            run_batch(
+                *a, "restore-face",
+                [&](const Image& img) { return a->aligned ? f2s.restore_aligned(img, refs, o) : f2s.restore(img, refs, o); },
+                refs.warnings);
+          }};
+}
+
+}  // namespace
+F2S_REGISTER_COMMAND(restore, setup_restore);
+F2S_REGISTER_COMMAND(restore_face, setup_restore_face);
+}  // namespace face2scene::cli
