@@ -37,10 +37,10 @@ status=0
 for t in "${targets[@]}"; do
   mkdir -p "$build/corpus/$t" "$build/artifacts/$t"
   log="$build/fuzz_$t.log"
-  # -max_len: seeds are < 2 KB; 64 KB leaves room for multi-chunk ICC/EXIF and weights.
+  # -max_len: seeds are < 2 KB; 16 KB leaves room for multi-chunk ICC/EXIF and weights.
   # -timeout: one input taking > 10 s is a finding (a decoder loop), as is > 2 GB of memory.
   set +e
-  nice -n 19 "$build/bin/fuzz_$t" -runs="$runs" -max_total_time="$max_time" -max_len=65536 -timeout=10 \
+  nice -n 19 "$build/bin/fuzz_$t" -runs="$runs" -max_total_time="$max_time" -max_len=16384 -timeout=10 \
     -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$build/artifacts/$t/" \
     "$build/corpus/$t" "tests/fuzz/corpus/$t" >"$log" 2>&1
   rc=$?

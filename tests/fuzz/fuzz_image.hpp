@@ -7,7 +7,7 @@
 
 namespace f2s_fuzz {
 // Small enough that a fuzzed header cannot make one input take gigabytes.
-constexpr uint64_t kMaxPixels = uint64_t{1} << 22;
+constexpr uint64_t kMaxPixels = uint64_t{1} << 16;
 
 inline void check_image(const face2scene::Image& img) {
   const size_t n = img.pixel_count();
