@@ -17,6 +17,7 @@
 #include "face2scene/image_metadata.hpp"
 #include "face2scene/image.hpp"
 #include "face2scene/ncnn.hpp"
+#include "face2scene/oracle_restore.hpp"
 #include "face2scene/safetensors.hpp"
 #include "test_util.hpp"
 
@@ -330,4 +331,55 @@ TEST(FuzzCorpus, EveryInputGivesAnImageOrACleanError) {
   std::printf("fuzz corpus: %d files, %d decoded, %d clean errors\n", files, ok, files - ok);
   EXPECT_GE(files, 20);
   EXPECT_GE(ok, 20);  // the seeds are valid files
+}
+
+// ---- alpha through restore-scene -------------------------------------------------------------
+
+namespace {
+// Left half transparent, right half opaque, over a colour gradient.
+Image rgba_half(int w, int h) {
+  Image img(w, h, 3, 8);
+  for (size_t i = 0; i < img.data.size(); ++i) img.data[i] = static_cast<uint16_t>(40 + i * 7 % 150);
+  img.alpha.resize(img.pixel_count());
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) img.alpha[static_cast<size_t>(y) * w + x] = x < w / 2 ? 0 : 255;
+  return img;
+}
+}  // namespace
+
+TEST(Alpha, CarryAlphaResizesAndKeepsUniformAlphaExact) {
+  Image from = rgba_half(12, 8), to(48, 32, 3, 16);
+  carry_alpha(from, to);
+  ASSERT_EQ(to.alpha.size(), to.pixel_count());
+  EXPECT_EQ(to.alpha[5 * 48 + 3], 0);        // deep inside the transparent half
+  EXPECT_EQ(to.alpha[5 * 48 + 44], 65535);   // opaque half, at to's 16-bit depth
+  Image uni = from;
+  std::fill(uni.alpha.begin(), uni.alpha.end(), 77);
+  Image t2(30, 20, 3, 8);
+  carry_alpha(uni, t2);
+  for (auto v : t2.alpha) ASSERT_EQ(v, 77);
+  Image none(4, 4, 3, 8), t3(8, 8, 3, 8);
+  carry_alpha(none, t3);
+  EXPECT_FALSE(t3.has_alpha());
+}
+
+TEST(Alpha, RestoreSceneCliKeepsAlpha) {
+  try {
+    OracleModelPaths::locate();
+  } catch (const Error& e) {
+    GTEST_SKIP() << e.what();
+  }
+  const std::string dir = f2s_test::temp_dir("alpha_cli");
+  write_image(dir + "/in.png", rgba_half(24, 16));
+  for (int scale : {4, 1}) {
+    const std::string out = dir + "/out" + std::to_string(scale) + ".png";
+    auto r = f2s_test::run_cli("restore-scene " + dir + "/in.png -o " + out + " --blind --device cpu --tile 0 --scale " +
+                               std::to_string(scale));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    const Image img = read_image(out);
+    ASSERT_EQ(img.width, 24 * scale);
+    ASSERT_TRUE(img.has_alpha()) << "restore-scene dropped the alpha channel";
+    EXPECT_EQ(img.alpha[static_cast<size_t>(2 * scale) * img.width + 2 * scale], 0);
+    EXPECT_EQ(img.alpha[static_cast<size_t>(2 * scale) * img.width + 21 * scale], 255);
+  }
 }
