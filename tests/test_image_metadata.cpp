@@ -267,18 +267,28 @@ TEST(Icc, UnusableProfilesWarnNamingTheFile) {
   const Image img = flat(10, 20, 30);
   const std::string base = without_chunk(encode_png(img), "sRGB");
   {
-    WarningLog log;
+    WarningLog log;  // libpng itself drops this iCCP chunk (bad header): still said aloud
     const Image out = decode_image(with_chunk(base, "iCCP", iccp("not a profile at all, just bytes")), "junk.png");
     EXPECT_EQ(out.data, img.data);
     ASSERT_EQ(log.lines.size(), 1u);
     EXPECT_NE(log.lines[0].find("junk.png"), std::string::npos) << log.lines[0];
   }
   {
-    WarningLog log;  // a Lab profile on RGB pixels
-    const Image out = decode_image(with_chunk(base, "iCCP", iccp(save_profile(cmsCreateLab4Profile(nullptr)))), "lab.png");
-    EXPECT_EQ(out.data, img.data);
+    WarningLog log;  // JPEG APP2 is not checked by libjpeg: lcms2 refuses it
+    const std::string jpeg = with_segment(encode_jpeg(img, 95), 0xE2, app2(std::string(200, 'x'), 1, 1));
+    decode_image(jpeg, "junk.jpg");
     ASSERT_EQ(log.lines.size(), 1u);
-    EXPECT_NE(log.lines[0].find("not an RGB profile"), std::string::npos) << log.lines[0];
+    EXPECT_NE(log.lines[0].find("junk.jpg: ICC profile is unreadable"), std::string::npos) << log.lines[0];
+  }
+  {
+    WarningLog log;  // a Lab profile on RGB pixels: libpng refuses it in PNG, lcms2 reads it from JPEG
+    const std::string lab = save_profile(cmsCreateLab4Profile(nullptr));
+    const Image out = decode_image(with_chunk(base, "iCCP", iccp(lab)), "lab.png");
+    EXPECT_EQ(out.data, img.data);
+    decode_image(with_segment(encode_jpeg(img, 95), 0xE2, app2(lab, 1, 1)), "lab.jpg");
+    ASSERT_EQ(log.lines.size(), 2u);
+    EXPECT_NE(log.lines[0].find("lab.png"), std::string::npos) << log.lines[0];
+    EXPECT_NE(log.lines[1].find("lab.jpg: ICC profile is not an RGB profile"), std::string::npos) << log.lines[1];
   }
   {
     WarningLog log;  // an incomplete multi-marker JPEG profile is ignored (not assembled wrongly)

@@ -291,10 +291,11 @@ TEST_P(F64Fixture, AgreesWithTheFloat64GraphOnEveryPixel) {
   RecordProperty("psnr_all", std::to_string(psnr));
   std::printf("%s %s: PSNR over all %lld pixels %.2f dB, max |diff| %.5f (%.3f/255)\n", model_dir.c_str(),
               name.c_str(), static_cast<long long>(ours.size(1) * ours.size(2)), psnr, max_abs, max_abs * 255);
-  // float32 vs float64 rounding through 34 (x4fast) or 351 (x4plus) convolutions. A wrong layer
-  // (slope, residual scale, padding) moves many pixels by several levels (< 45 dB, > 4/255).
-  EXPECT_GE(psnr, 70.0);
-  EXPECT_LE(max_abs, 1.0 / 255);
+  // float32 vs float64 rounding through 34 (x4fast) or 351 (x4plus) convolutions: measured 107 dB
+  // and 0.002/255 (x4fast), 87-88 dB and 0.09/255 (x4plus) on the Debian LibTorch 1.13 CPU build.
+  // Planted bugs fail both bounds (tests/fixtures/realesrgan/README.md lists them).
+  EXPECT_GE(psnr, 75.0);
+  EXPECT_LE(max_abs, 0.5 / 255);
 }
 
 INSTANTIATE_TEST_SUITE_P(Crops, F64Fixture,

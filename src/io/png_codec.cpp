@@ -23,6 +23,7 @@ struct ReadState {
   const std::string* bytes;
   size_t pos;
   std::string error;
+  std::string icc_warning;  // libpng rejected the iCCP chunk: said aloud by the caller
 };
 struct WriteState {
   std::string out;
@@ -35,6 +36,10 @@ void on_error(png_structp png, png_const_charp msg) {
   longjmp(png_jmpbuf(png), 1);
 }
 void on_warning(png_structp, png_const_charp) {}
+void on_read_warning(png_structp png, png_const_charp msg) {
+  auto* st = static_cast<ReadState*>(png_get_io_ptr(png));
+  if (st && msg && std::strncmp(msg, "iCCP", 4) == 0 && st->icc_warning.empty()) st->icc_warning = msg;
+}
 
 void read_fn(png_structp png, png_bytep out, png_size_t n) {
   auto* st = static_cast<ReadState*>(png_get_io_ptr(png));
@@ -64,7 +69,7 @@ bool guarded(png_structp png, F work) {
 
 Image decode_png(const std::string& bytes, const std::string& name, uint64_t max_pixels, DecodedMetadata& meta) {
   ReadState st{&bytes, 0, {}};
-  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &st.error, on_error, on_warning);
+  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &st.error, on_error, on_read_warning);
   if (!png) throw Error(name + ": libpng could not start");
   png_infop info = png_create_info_struct(png);
   struct Destroy {
@@ -96,6 +101,9 @@ Image decode_png(const std::string& bytes, const std::string& name, uint64_t max
   png_uint_32 icc_len = 0;
   if (png_get_iCCP(png, info, &icc_name, &icc_compression, &icc, &icc_len) && icc && icc_len) {
     meta.icc.assign(reinterpret_cast<const char*>(icc), icc_len);
+  } else if (!st.icc_warning.empty()) {
+    // libpng drops a profile it finds malformed; never silently (image_metadata.hpp).
+    log_warn(name + ": ICC profile rejected by libpng (" + st.icc_warning + "); its pixels are taken as sRGB");
   }
   int out_depth = 0, out_color = 0, nch = 0;
   size_t rowbytes = 0;
