@@ -38,9 +38,10 @@ for t in "${targets[@]}"; do
   mkdir -p "$build/corpus/$t" "$build/artifacts/$t"
   log="$build/fuzz_$t.log"
   # -max_len: seeds are < 2 KB; 16 KB leaves room for multi-chunk ICC/EXIF and weights.
-  # -timeout: one input taking > 10 s is a finding (a decoder loop), as is > 2 GB of memory.
+  # -timeout: one input taking > 60 s is a finding (a decoder loop), as is > 2 GB of memory; wall
+  # time, so generous: at nice 19 on a busy 2-core machine a 50 ms input once took 11 s.
   set +e
-  nice -n 19 "$build/bin/fuzz_$t" -runs="$runs" -max_total_time="$max_time" -max_len=16384 -timeout=10 \
+  nice -n 19 "$build/bin/fuzz_$t" -runs="$runs" -max_total_time="$max_time" -max_len=16384 -timeout=60 \
     -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$build/artifacts/$t/" \
     "$build/corpus/$t" "tests/fuzz/corpus/$t" >"$log" 2>&1
   rc=$?
