@@ -393,3 +393,23 @@ TEST(Alpha, RestoreSceneCliKeepsAlpha) {
     EXPECT_EQ(img.alpha[static_cast<size_t>(2 * scale) * img.width + 21 * scale], 255);
   }
 }
+
+TEST(Exif, CliTurnsPhotosUnlessKeepOrientation) {
+  const std::string dir = f2s_test::temp_dir("exif_cli");
+  Image img(64, 32, 3, 8);
+  for (size_t i = 0; i < img.data.size(); ++i) img.data[i] = static_cast<uint16_t>(i * 13 % 256);
+  const std::string jpeg =
+      with_segment(encode_jpeg(img, 90), 0xE1, std::string("Exif\0\0", 6) + orientation_tiff(6));
+  write_file_atomically(dir + "/in.jpg", jpeg);
+  const std::string base = "degrade " + dir + "/in.jpg --preset mild --seed 1 --keep-size -o ";
+  auto r = f2s_test::run_cli(base + dir + "/turned.png");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const Image turned = read_image(dir + "/turned.png");
+  EXPECT_EQ(turned.width, 32);
+  EXPECT_EQ(turned.height, 64);
+  r = f2s_test::run_cli(base + dir + "/raw.png --keep-orientation");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const Image raw = read_image(dir + "/raw.png");
+  EXPECT_EQ(raw.width, 64);
+  EXPECT_EQ(raw.height, 32);
+}
