@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (clang, ASan+UBSan; CMake option F2S_FUZZ=ON in build-fuzz/) and
-# runs each for N executions, one at a time, at the lowest CPU priority.
+# runs each for N executions, one at a time, at the lowest CPU priority. Needs Debian's clang and
+# libclang-rt-14-dev (apt-get install -y clang libclang-rt-14-dev); the unit suite does not.
 # Usage: scripts/fuzz.sh [--runs N] [--build DIR] [--no-build] [--max-time S] [TARGET...]
 #   targets: png jpeg safetensors ncnn (default all). Exit 77 (skip) with --no-build when the
 #   fuzz build is absent, 1 when a target crashed; the crash input is left in DIR/artifacts/.
