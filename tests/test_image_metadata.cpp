@@ -328,6 +328,11 @@ TEST(FuzzCorpus, EveryInputGivesAnImageOrACleanError) {
             len = std::min(len, bytes.size() - 2);
             auto m = ncnn::parse_param(bytes.substr(2, len), name);
             ncnn::read_weights(m, bytes.substr(2 + len), name);
+            for (const auto& l : m.layers) {  // as fuzz_ncnn does
+              if (l.type == "Convolution" || l.type == "ConvolutionDepthWise" || l.type == "Deconvolution") {
+                ncnn::conv_weight(l);
+              }
+            }
           } else {
             ADD_FAILURE() << "unknown fuzz target folder " << t;
           }
