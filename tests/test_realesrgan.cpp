@@ -1,8 +1,9 @@
-// Real-ESRGAN port: tiling, ncnn import, image handling, CLI, and agreement with upscayl-bin
-// (an independent engine: ncnn on Vulkan) on small reference crops in tests/fixtures/realesrgan/.
+// Real-ESRGAN port: tiling, ncnn import, image handling, CLI, and agreement with a float64
+// interpreter of the published ncnn graph on small reference crops in tests/fixtures/realesrgan/.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 
@@ -220,44 +221,41 @@ TEST(RealEsrgan, CliFolderRunSkipsFinishedOutputs) {
   EXPECT_NE(r2.output.find("nothing to do"), std::string::npos) << r2.output;
 }
 
-// upscayl-bin (ncnn, Mesa llvmpipe Vulkan, fp16 storage/arithmetic) on 32×32 crops, ×4. Its
-// saturated-colour blobs and noise in dark areas are excluded (see compare_outputs).
-class UpscaylFixture : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};
+// Float64 references on 32×32 crops, ×4 (tests/fixtures/realesrgan/README.md): a numpy
+// interpreter of the published ncnn graph with the same fp16-stored weights, pre-pad 10 reflect
+// (scripts/ref/realesrgan_ncnn_f64.py), kept as 16-bit PNGs. Compared over ALL pixels: our fp32
+// port may differ only by float32 rounding. (The former references, upscayl-bin on Mesa llvmpipe
+// with fp16 arithmetic, had saturated garbage in dark areas: 8.2 dB against these over all
+// pixels on a face crop, so that test had to exclude up to 60 % of pixels.)
+class F64Fixture : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};
 
-TEST_P(UpscaylFixture, AgreesWithUpscaylBin) {
+TEST_P(F64Fixture, AgreesWithTheFloat64GraphOnEveryPixel) {
   const auto& [model_dir, name] = GetParam();
   const auto model = parse_realesrgan_model(model_dir);
   REQUIRE_WEIGHTS(model);
   UpscaleOptions o;
   o.model = model;
+  o.tiles.tile = 0;  // whole image, as the reference ran
   Upscaler up(o);
+  const Image ref_img = read_image(fixture("f64/" + model_dir + "/" + name));
+  ASSERT_EQ(ref_img.bit_depth, 16);
   auto in = image_to_tensor(read_image(fixture("in/" + name)), torch::kCPU, torch::kFloat32, true);
-  auto ref = image_to_tensor(read_image(fixture(model_dir + "/" + name)), torch::kCPU, torch::kFloat32, true);
-  auto ours = up.upscale_x4(in.unsqueeze(0)).squeeze(0);
-  // Compare on 8-bit values, as the reference is 8-bit.
-  ours = ours.mul(255).round().div(255);
-  const auto a = compare_outputs(ours, ref);
-  RecordProperty("psnr_sane", std::to_string(a.psnr_sane));
-  std::printf("%s %s: PSNR all %.2f dB, sane %.2f dB, excluded %lld of %lld px (%lld outliers)\n", model_dir.c_str(),
-              name.c_str(), a.psnr_all, a.psnr_sane, static_cast<long long>(a.excluded),
-              static_cast<long long>(a.pixels), static_cast<long long>(a.outliers));
-  // Measured 57 dB for both models with the reflect pre-pad (34-40 dB without it: upscayl-bin
-  // mirrors 10 pixels at the borders). A port with one wrong layer falls to bicubic level, so the
-  // test also demands a clear margin over plain bicubic ×4 against the same reference.
-  EXPECT_GE(a.psnr_sane, 50.0);
-  EXPECT_LT(a.excluded, a.pixels * 6 / 10);
-  namespace F = torch::nn::functional;
-  auto bic = F::interpolate(in.unsqueeze(0), F::InterpolateFuncOptions()
-                                                 .scale_factor(std::vector<double>{4, 4})
-                                                 .mode(torch::kBicubic)
-                                                 .align_corners(false))
-                 .clamp(0, 1)
-                 .squeeze(0);
-  const auto b = compare_outputs(bic, ref);
-  std::printf("  bicubic vs the same reference: sane %.2f dB\n", b.psnr_sane);
-  EXPECT_GE(a.psnr_sane, b.psnr_sane + 5.0);
+  auto ref = image_to_tensor(ref_img, torch::kCPU, torch::kFloat64, true);
+  auto ours = up.upscale_x4(in.unsqueeze(0)).squeeze(0).to(torch::kFloat64);
+  ASSERT_EQ(ours.sizes(), ref.sizes());
+  const double mse = (ours - ref).pow(2).mean().item<double>();
+  const double psnr = mse <= 0 ? 99.0 : 10.0 * std::log10(1.0 / mse);
+  const double max_abs = (ours - ref).abs().max().item<double>();
+  RecordProperty("psnr_all", std::to_string(psnr));
+  std::printf("%s %s: PSNR over all %lld pixels %.2f dB, max |diff| %.5f (%.3f/255)\n", model_dir.c_str(),
+              name.c_str(), static_cast<long long>(ours.size(1) * ours.size(2)), psnr, max_abs, max_abs * 255);
+  // float32 vs float64 rounding through 34 (x4fast) or 351 (x4plus) convolutions: measured 107 dB
+  // and 0.002/255 (x4fast), 87-88 dB and 0.09/255 (x4plus) on the Debian LibTorch 1.13 CPU build.
+  // Planted bugs fail both bounds (tests/fixtures/realesrgan/README.md lists them).
+  EXPECT_GE(psnr, 75.0);
+  EXPECT_LE(max_abs, 0.5 / 255);
 }
 
-INSTANTIATE_TEST_SUITE_P(Crops, UpscaylFixture,
+INSTANTIATE_TEST_SUITE_P(Crops, F64Fixture,
                          ::testing::Combine(::testing::Values("x4fast", "x4plus"),
-                                            ::testing::Values("kodim15_eye32.png", "group_face32.png")));
+                                            ::testing::Values("kodim15_eye32.png", "london_face32.png")));

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "face2scene/image.hpp"
+#include "face2scene/image_metadata.hpp"
 #include "io/codecs.hpp"
 
 namespace face2scene {
@@ -63,19 +64,30 @@ bool is_image_path(const std::string& path) {
   return e == "png" || e == "jpg" || e == "jpeg";
 }
 
-Image decode_image(const std::string& bytes, const std::string& name) {
+Image decode_image(const std::string& bytes, const std::string& name, const ImageReadOptions& options) {
   if (bytes.empty()) throw FormatError(name + ": file is empty");
+  detail::DecodedMetadata meta;
+  Image img;
   if (bytes.size() >= 8 && static_cast<unsigned char>(bytes[0]) == 0x89 && bytes.compare(1, 3, "PNG") == 0) {
-    return detail::decode_png(bytes, name);
+    img = detail::decode_png(bytes, name, options.max_pixels, meta);
+  } else if (bytes.size() >= 3 && static_cast<unsigned char>(bytes[0]) == 0xFF &&
+             static_cast<unsigned char>(bytes[1]) == 0xD8) {
+    img = detail::decode_jpeg(bytes, name, options.max_pixels, meta);
+  } else {
+    throw FormatError(name + ": not a PNG or JPEG image");
   }
-  if (bytes.size() >= 3 && static_cast<unsigned char>(bytes[0]) == 0xFF &&
-      static_cast<unsigned char>(bytes[1]) == 0xD8) {
-    return detail::decode_jpeg(bytes, name);
-  }
-  throw FormatError(name + ": not a PNG or JPEG image");
+  detail::convert_icc_to_srgb(img, meta.icc, name);
+  if (options.apply_orientation && !meta.exif.empty()) img = apply_orientation(img, exif_orientation(meta.exif));
+  return img;
 }
 
-Image read_image(const std::string& path) { return decode_image(read_file(path), path); }
+Image read_image(const std::string& path, const ImageReadOptions& options) {
+  return decode_image(read_file(path), path, options);
+}
+Image read_image(const std::string& path) { return read_image(path, ImageReadOptions{}); }
+Image decode_image(const std::string& bytes, const std::string& name) {
+  return decode_image(bytes, name, ImageReadOptions{});
+}
 
 static void check_writable(const Image& image, const std::string& what) {
   if (image.empty()) throw ArgumentError(what + ": cannot write an empty (0-size) image");

@@ -1,6 +1,7 @@
 #include "face2scene/ncnn.hpp"
 
 #include <cstring>
+#include <limits>
 #include <set>
 #include <sstream>
 
@@ -59,15 +60,16 @@ class BinReader {
 
   // ncnn ModelBin::load(w, type=1): raw float32, no tag.
   Blob raw_fp32(int64_t n, const std::string& what) {
-    need(static_cast<size_t>(n) * 4, what);
+    need_count(n, 4, what);
     Blob blob{torch::empty({n}, torch::kFloat32), "raw_fp32"};
-    std::memcpy(blob.data.data_ptr<float>(), b_.data() + off_, static_cast<size_t>(n) * 4);
+    if (n > 0) std::memcpy(blob.data.data_ptr<float>(), b_.data() + off_, static_cast<size_t>(n) * 4);
     off_ += static_cast<size_t>(n) * 4;
     return blob;
   }
 
   // ncnn ModelBin::load(w, type=0): a 4-byte tag picks the storage.
   Blob tagged(int64_t n, const std::string& what) {
+    need_count(n, 1, what);  // every storage needs at least a byte per value
     need(4, what + " (storage tag)");
     uint32_t tag = 0;
     std::memcpy(&tag, b_.data() + off_, 4);
@@ -78,7 +80,7 @@ class BinReader {
       const size_t bytes = count * 2;
       need(align4(bytes), what + " (fp16)");
       auto half = torch::empty({n}, torch::kFloat16);
-      std::memcpy(half.data_ptr(), b_.data() + off_, bytes);
+      if (bytes) std::memcpy(half.data_ptr(), b_.data() + off_, bytes);
       off_ += align4(bytes);
       return {half.to(torch::kFloat32), "fp16"};
     }
@@ -114,6 +116,13 @@ class BinReader {
 
  private:
   static size_t align4(size_t n) { return (n + 3) & ~size_t(3); }
+  // A count from the .param: not negative, and its bytes (at `size` each) within the file, checked
+  // before any multiplication can wrap.
+  void need_count(int64_t n, size_t size, const std::string& what) const {
+    if (n < 0) throw FormatError(name_ + ": " + what + " has a negative size (" + std::to_string(n) + ")");
+    if (static_cast<uint64_t>(n) > remaining() / size) need(remaining() + 1, what);
+    need(static_cast<size_t>(n) * size, what);
+  }
   void need(size_t n, const std::string& what) const {
     if (n > remaining()) {
       throw FormatError(name_ + ": file ends at byte " + std::to_string(b_.size()) + " while reading " + what +
@@ -169,8 +178,12 @@ void read_layer_weights(Layer& l, BinReader& r) {
     l.weights.push_back(r.tagged(need_param(3), what + " weight"));
     if (l.get_int(2, 0) != 0) l.weights.push_back(r.raw_fp32(n_out, what + " bias"));
   } else if (t == "MemoryData") {
-    const int64_t n = std::max(1, l.get_int(0, 0)) * int64_t(std::max(1, l.get_int(1, 0))) *
-                      std::max(1, l.get_int(11, 0)) * std::max(1, l.get_int(2, 0));
+    int64_t n = 1;
+    for (int key : {0, 1, 11, 2}) {
+      if (__builtin_mul_overflow(n, int64_t{std::max(1, l.get_int(key, 0))}, &n)) {
+        throw FormatError(what + " has an absurd size");
+      }
+    }
     l.weights.push_back(r.raw_fp32(n, what + " data"));
   }
 }
@@ -180,7 +193,11 @@ void read_layer_weights(Layer& l, BinReader& r) {
 int Layer::get_int(int key, int fallback) const {
   auto it = params.find(key);
   if (it == params.end() || it->second.values.empty()) return fallback;
-  return static_cast<int>(it->second.values[0]);
+  const float v = it->second.values[0];
+  // Out-of-range (or NaN) floats would make the cast undefined: saturate instead.
+  if (!(v > -2147483648.0f)) return std::numeric_limits<int>::min();
+  if (!(v < 2147483648.0f)) return std::numeric_limits<int>::max();
+  return static_cast<int>(v);
 }
 float Layer::get_float(int key, float fallback) const {
   auto it = params.find(key);
@@ -294,7 +311,7 @@ torch::Tensor conv_weight(const Layer& l) {
   const int64_t kh = l.get_int(11, kw);
   const int64_t groups = (l.type == "ConvolutionDepthWise" || l.type == "DeconvolutionDepthWise") ? l.get_int(7, 1) : 1;
   const int64_t numel = l.weights[0].data.numel();
-  if (n_out <= 0 || kw <= 0 || numel % (n_out * kw * kh) != 0) {
+  if (n_out <= 0 || kw <= 0 || kh <= 0 || numel % (n_out * kw * kh) != 0) {
     throw FormatError("layer '" + l.name + "': weight of " + std::to_string(numel) + " values does not split into " +
                       std::to_string(n_out) + " outputs of " + std::to_string(kh) + "x" + std::to_string(kw));
   }

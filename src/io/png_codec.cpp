@@ -12,6 +12,7 @@
 #include <functional>
 #include <future>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "io/codecs.hpp"
@@ -22,6 +23,7 @@ struct ReadState {
   const std::string* bytes;
   size_t pos;
   std::string error;
+  std::string icc_warning;  // libpng rejected the iCCP chunk: said aloud by the caller
 };
 struct WriteState {
   std::string out;
@@ -34,6 +36,10 @@ void on_error(png_structp png, png_const_charp msg) {
   longjmp(png_jmpbuf(png), 1);
 }
 void on_warning(png_structp, png_const_charp) {}
+void on_read_warning(png_structp png, png_const_charp msg) {
+  auto* st = static_cast<ReadState*>(png_get_io_ptr(png));
+  if (st && msg && std::strncmp(msg, "iCCP", 4) == 0 && st->icc_warning.empty()) st->icc_warning = msg;
+}
 
 void read_fn(png_structp png, png_bytep out, png_size_t n) {
   auto* st = static_cast<ReadState*>(png_get_io_ptr(png));
@@ -46,54 +52,111 @@ void write_fn(png_structp png, png_bytep data, png_size_t n) {
   st->out.append(reinterpret_cast<const char*>(data), n);
 }
 void flush_fn(png_structp) {}
+
+// libpng reports errors by longjmp: as in jpeg_codec.cpp, every libpng call that can fail runs
+// inside guarded(), whose own frame holds the setjmp and whose work lambda (capturing by
+// reference, checked trivially destructible) creates no object with a destructor; the C++ objects
+// live in the caller, which the longjmp never crosses.
+template <typename F>
+bool guarded(png_structp png, F work) {
+  static_assert(std::is_trivially_destructible<F>::value, "a longjmp would skip its destructor");
+  if (setjmp(png_jmpbuf(png))) return false;
+  work();
+  return true;
+}
+
 }  // namespace
 
-Image decode_png(const std::string& bytes, const std::string& name) {
+Image decode_png(const std::string& bytes, const std::string& name, uint64_t max_pixels, DecodedMetadata& meta) {
   ReadState st{&bytes, 0, {}};
-  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &st.error, on_error, on_warning);
+  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &st.error, on_error, on_read_warning);
   if (!png) throw Error(name + ": libpng could not start");
   png_infop info = png_create_info_struct(png);
-  Image img;
-  std::vector<png_bytep> rows;
-  std::vector<uint8_t> buf;
-  if (setjmp(png_jmpbuf(png))) {
-    png_destroy_read_struct(&png, &info, nullptr);
-    throw FormatError(name + ": unreadable PNG (" + st.error + ")");
-  }
-  png_set_read_fn(png, &st, read_fn);
-  // Large but sane limit: 1 gigapixel of rows.
-  png_set_user_limits(png, 65535, 65535);
-  png_read_info(png, info);
+  struct Destroy {
+    png_structp* png;
+    png_infop* info;
+    ~Destroy() { png_destroy_read_struct(png, info, nullptr); }
+  } destroy{&png, &info};
+  if (!info) throw Error(name + ": libpng could not start");
+  auto fail = [&]() { return FormatError(name + ": unreadable PNG (" + st.error + ")"); };
+
   png_uint_32 w = 0, h = 0;
   int depth = 0, color = 0;
-  png_get_IHDR(png, info, &w, &h, &depth, &color, nullptr, nullptr, nullptr);
-  if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
-  if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
-  if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
-  if (depth == 16) png_set_swap(png);  // host order (little-endian) for uint16_t
-  png_read_update_info(png, info);
-  const int out_depth = png_get_bit_depth(png, info);
-  const int out_color = png_get_color_type(png, info);
-  const int nch = png_get_channels(png, info);
+  if (!guarded(png, [&] {
+        png_set_read_fn(png, &st, read_fn);
+        png_set_user_limits(png, 65535, 65535);
+        png_read_info(png, info);
+        png_get_IHDR(png, info, &w, &h, &depth, &color, nullptr, nullptr, nullptr);
+      })) {
+    throw fail();
+  }
+  if (w == 0 || h == 0) throw FormatError(name + ": image has zero size");
+  if (static_cast<uint64_t>(w) * h > max_pixels) {
+    throw FormatError(name + ": PNG of " + std::to_string(w) + "x" + std::to_string(h) +
+                      " pixels exceeds the limit of " + std::to_string(max_pixels));
+  }
+  png_charp icc_name = nullptr;
+  int icc_compression = 0;
+  png_bytep icc = nullptr;
+  png_uint_32 icc_len = 0;
+  if (png_get_iCCP(png, info, &icc_name, &icc_compression, &icc, &icc_len) && icc && icc_len) {
+    meta.icc.assign(reinterpret_cast<const char*>(icc), icc_len);
+  } else if (!st.icc_warning.empty()) {
+    // libpng drops a profile it finds malformed; never silently (image_metadata.hpp).
+    log_warn(name + ": ICC profile rejected by libpng (" + st.icc_warning + "); its pixels are taken as sRGB");
+  }
+  int out_depth = 0, out_color = 0, nch = 0;
+  size_t rowbytes = 0;
+  if (!guarded(png, [&] {
+        if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+        if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+        if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
+        if (depth == 16) png_set_swap(png);  // host order (little-endian) for uint16_t
+        png_set_interlace_handling(png);
+        png_read_update_info(png, info);
+        out_depth = png_get_bit_depth(png, info);
+        out_color = png_get_color_type(png, info);
+        nch = png_get_channels(png, info);
+        rowbytes = png_get_rowbytes(png, info);
+      })) {
+    throw fail();
+  }
   const bool alpha = (out_color & PNG_COLOR_MASK_ALPHA) != 0;
   const int colour_ch = alpha ? nch - 1 : nch;
-  const size_t rowbytes = png_get_rowbytes(png, info);
-  buf.resize(rowbytes * h);
-  rows.resize(h);
+  if ((colour_ch != 1 && colour_ch != 3) || (out_depth != 8 && out_depth != 16) ||
+      rowbytes != static_cast<size_t>(w) * nch * (out_depth / 8)) {
+    throw FormatError(name + ": unexpected PNG layout after expansion");
+  }
+  std::vector<uint8_t> buf(rowbytes * h);
+  std::vector<png_bytep> rows(h);
   for (png_uint_32 y = 0; y < h; ++y) rows[y] = buf.data() + y * rowbytes;
-  png_read_image(png, rows.data());
-  png_read_end(png, nullptr);
-  png_destroy_read_struct(&png, &info, nullptr);
+  png_bytepp row_ptrs = rows.data();
+  if (!guarded(png, [&] {
+        png_read_image(png, row_ptrs);
+        png_read_end(png, info);  // `info`: an eXIf chunk may follow the image data
+      })) {
+    throw fail();
+  }
+#ifdef PNG_eXIf_SUPPORTED
+  png_bytep exif = nullptr;
+  png_uint_32 exif_len = 0;
+  if (png_get_eXIf_1(png, info, &exif_len, &exif) && exif && exif_len) {
+    meta.exif.assign(reinterpret_cast<const char*>(exif), exif_len);
+  }
+#endif
 
-  if (w == 0 || h == 0) throw FormatError(name + ": image has zero size");
-  img = Image(static_cast<int>(w), static_cast<int>(h), colour_ch, out_depth == 16 ? 16 : 8);
+  Image img(static_cast<int>(w), static_cast<int>(h), colour_ch, out_depth == 16 ? 16 : 8);
   if (alpha) img.alpha.resize(img.pixel_count());
   for (png_uint_32 y = 0; y < h; ++y) {
     for (png_uint_32 x = 0; x < w; ++x) {
       for (int c = 0; c < nch; ++c) {
         const size_t idx = static_cast<size_t>(x) * nch + c;
-        const uint16_t v =
-            out_depth == 16 ? reinterpret_cast<const uint16_t*>(rows[y])[idx] : rows[y][idx];
+        uint16_t v;
+        if (out_depth == 16) {
+          std::memcpy(&v, rows[y] + 2 * idx, 2);  // rows are byte-aligned only
+        } else {
+          v = rows[y][idx];
+        }
         const size_t p = static_cast<size_t>(y) * w + x;
         if (c < colour_ch) {
           img.data[p * colour_ch + c] = v;
@@ -114,40 +177,45 @@ std::string encode_png_libpng(const Image& src, int level) {
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &st.error, on_error, on_warning);
   if (!png) throw Error("libpng could not start");
   png_infop info = png_create_info_struct(png);
+  struct Destroy {
+    png_structp* png;
+    png_infop* info;
+    ~Destroy() { png_destroy_write_struct(png, info); }
+  } destroy{&png, &info};
   const bool alpha = src.has_alpha();
   const int nch = src.channels + (alpha ? 1 : 0);
-  volatile int bpp = src.bit_depth == 16 ? 2 : 1;  // volatile: lives across setjmp
+  const int bpp = src.bit_depth == 16 ? 2 : 1;
   std::vector<uint8_t> row(static_cast<size_t>(src.width) * nch * bpp);
-  if (setjmp(png_jmpbuf(png))) {
-    png_destroy_write_struct(&png, &info);
-    throw Error("PNG encoding failed: " + st.error);
-  }
-  png_set_write_fn(png, &st, write_fn, flush_fn);
+  uint8_t* r = row.data();
   const int color = src.channels == 1 ? (alpha ? PNG_COLOR_TYPE_GRAY_ALPHA : PNG_COLOR_TYPE_GRAY)
                                       : (alpha ? PNG_COLOR_TYPE_RGB_ALPHA : PNG_COLOR_TYPE_RGB);
-  png_set_IHDR(png, info, src.width, src.height, bit_depth, color, PNG_INTERLACE_NONE,
-               PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-  png_set_sRGB(png, info, PNG_sRGB_INTENT_PERCEPTUAL);
-  png_set_compression_level(png, level);
-  png_write_info(png, info);
-  if (bit_depth == 16) png_set_swap(png);
-  for (int y = 0; y < src.height; ++y) {
-    for (int x = 0; x < src.width; ++x) {
-      const size_t p = static_cast<size_t>(y) * src.width + x;
-      for (int c = 0; c < nch; ++c) {
-        const uint16_t v = c < src.channels ? src.data[p * src.channels + c] : src.alpha[p];
-        const size_t idx = static_cast<size_t>(x) * nch + c;
-        if (bpp == 2) {
-          reinterpret_cast<uint16_t*>(row.data())[idx] = v;
-        } else {
-          row[idx] = static_cast<uint8_t>(v);
+  if (!guarded(png, [&] {
+        png_set_write_fn(png, &st, write_fn, flush_fn);
+        png_set_IHDR(png, info, src.width, src.height, bit_depth, color, PNG_INTERLACE_NONE,
+                     PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+        png_set_sRGB(png, info, PNG_sRGB_INTENT_PERCEPTUAL);
+        png_set_compression_level(png, level);
+        png_write_info(png, info);
+        if (bit_depth == 16) png_set_swap(png);
+        for (int y = 0; y < src.height; ++y) {
+          for (int x = 0; x < src.width; ++x) {
+            const size_t p = static_cast<size_t>(y) * src.width + x;
+            for (int c = 0; c < nch; ++c) {
+              const uint16_t v = c < src.channels ? src.data[p * src.channels + c] : src.alpha[p];
+              const size_t idx = static_cast<size_t>(x) * nch + c;
+              if (bpp == 2) {
+                std::memcpy(r + 2 * idx, &v, 2);
+              } else {
+                r[idx] = static_cast<uint8_t>(v);
+              }
+            }
+          }
+          png_write_row(png, r);
         }
-      }
-    }
-    png_write_row(png, row.data());
+        png_write_end(png, nullptr);
+      })) {
+    throw Error("PNG encoding failed: " + st.error);
   }
-  png_write_end(png, nullptr);
-  png_destroy_write_struct(&png, &info);
   return std::move(st.out);
 }
 

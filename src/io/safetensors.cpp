@@ -77,12 +77,14 @@ SafeTensors parse_safetensors(const std::string& bytes, const std::string& name)
       if (offs.size() != 2 || offs[0] > offs[1] || offs[1] > data_size) {
         throw FormatError(name + ": tensor '" + key + "' has data offsets outside the file");
       }
-      uint64_t numel = 1;
+      uint64_t numel = 1, nbytes = 0;
+      bool overflow = false;
       for (auto s : shape) {
         if (s < 0) throw FormatError(name + ": tensor '" + key + "' has a negative dimension");
-        numel *= static_cast<uint64_t>(s);
+        overflow = overflow || __builtin_mul_overflow(numel, static_cast<uint64_t>(s), &numel);
       }
-      if (numel * di->size != offs[1] - offs[0]) {
+      overflow = overflow || __builtin_mul_overflow(numel, uint64_t{di->size}, &nbytes);
+      if (overflow || nbytes != offs[1] - offs[0]) {
         throw FormatError(name + ": tensor '" + key + "' shape " + shape_str(shape) + " does not match its " +
                           std::to_string(offs[1] - offs[0]) + " bytes");
       }

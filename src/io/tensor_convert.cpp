@@ -1,5 +1,6 @@
 #include <algorithm>
 #include "face2scene/tensor.hpp"
+#include "face2scene/image_metadata.hpp"
 
 namespace face2scene {
 
@@ -71,6 +72,27 @@ void set_alpha_from_tensor(Image& image, const torch::Tensor& alpha) {
                         " but the image is " + std::to_string(image.width) + "x" + std::to_string(image.height));
   }
   image.alpha = std::move(a.data);
+}
+
+void carry_alpha(const Image& from, Image& to) {
+  if (!from.has_alpha()) return;
+  auto a = alpha_to_tensor(from).unsqueeze(0);  // [1,1,H,W]
+  torch::Tensor up;
+  const float lo = a.min().item<float>(), hi = a.max().item<float>();
+  if (lo == hi) {
+    up = torch::full({1, to.height, to.width}, lo);
+  } else {
+    namespace F = torch::nn::functional;
+    const bool down = to.height < from.height || to.width < from.width;
+    up = F::interpolate(a, F::InterpolateFuncOptions()
+                               .size(std::vector<int64_t>{to.height, to.width})
+                               .mode(torch::kBicubic)
+                               .align_corners(false)
+                               .antialias(down))
+             .clamp_(0.0, 1.0)
+             .squeeze(0);
+  }
+  set_alpha_from_tensor(to, up);
 }
 
 torch::Tensor srgb_to_linear(const torch::Tensor& x) {

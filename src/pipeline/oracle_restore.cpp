@@ -1,5 +1,6 @@
 // Inference of the oracle core (see oracle_restore.hpp).
 #include "face2scene/oracle_restore.hpp"
+#include "face2scene/image_metadata.hpp"
 
 #include <cmath>
 #include <cstdlib>
@@ -172,7 +173,9 @@ Image OracleRestorer::restore(const Image& lq, const torch::Tensor& tokens, int 
   auto x = image_to_tensor(lq, torch::kCPU, torch::kFloat32, /*rgb=*/true).unsqueeze(0);
   auto y = restore(x, tokens, scale);
   if (lq.channels == 1) y = (0.299 * y.select(1, 0) + 0.587 * y.select(1, 1) + 0.114 * y.select(1, 2)).unsqueeze(1);
-  return tensor_to_image(y, lq.bit_depth);
+  Image out = tensor_to_image(y, lq.bit_depth);
+  carry_alpha(lq, out);  // the network sees colour only; alpha is resized on its own
+  return out;
 }
 
 }  // namespace face2scene

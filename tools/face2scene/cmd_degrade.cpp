@@ -7,6 +7,7 @@
 
 #include "cli_common.hpp"
 #include "face2scene/degrade.hpp"
+#include "face2scene/image_metadata.hpp"
 #include "face2scene/tensor.hpp"
 
 namespace fs = std::filesystem;
@@ -25,6 +26,13 @@ struct DegradeOptions {
   std::string device = "cpu";
   std::string contact_sheet;
   int tile = 192;
+  bool keep_orientation = false;
+
+  ImageReadOptions read_options() const {
+    ImageReadOptions r;
+    r.apply_orientation = !keep_orientation;
+    return r;
+  }
 };
 
 // A file's degradation depends on (seed, file name), not on its position in a folder: the same
@@ -45,7 +53,7 @@ JpegMode parse_jpeg(const std::string& s) {
 void run_contact_sheet(const DegradeOptions& o) {
   if (o.inputs.size() != 1 || fs::is_directory(o.inputs[0])) throw ArgumentError("--contact-sheet takes exactly one input image");
   if (!is_image_path(o.contact_sheet)) throw ArgumentError(o.contact_sheet + ": contact sheet must be .png or .jpg");
-  const Image src = read_image(o.inputs[0]);
+  const Image src = read_image(o.inputs[0], o.read_options());
   write_image(o.contact_sheet, make_contact_sheet(src, o.seed, o.tile));
   log_info("wrote " + o.contact_sheet);
 }
@@ -72,7 +80,7 @@ void run_degrade(const DegradeOptions& o) {
   const auto outs = output_paths_for(files, o.output, out_is_dir, ".png");
   // Decode everything first: a bad input stops the run before any output exists.
   for (const auto& f : files) {
-    const Image img = read_image(f);
+    const Image img = read_image(f, o.read_options());
     if (img.empty()) throw FormatError(f + ": image has zero size");
   }
   if (out_is_dir) ensure_directory(o.output);
@@ -90,7 +98,7 @@ void run_degrade(const DegradeOptions& o) {
         sampler.set_keep_size(o.keep_size);
         p = sampler.sample();
       }
-      const Image img = read_image(f);
+      const Image img = read_image(f, o.read_options());
       auto x = image_to_tensor(img, device);
       auto y = apply_degradation(x, p, {jpeg});
       const std::string& out = outs[i];
@@ -123,6 +131,7 @@ Command setup_degrade(CLI::App& app, GlobalOptions& g) {
   auto* apply = sub->add_option("--apply", o->params_in, "Apply the degradation stored in this JSON (from --params) instead of sampling");
   apply->excludes(sub->get_option("--preset"));
   sub->add_flag("--keep-size", o->keep_size, "x1 mode: resize the degraded image back to the input size");
+  sub->add_flag("--keep-orientation", o->keep_orientation, "Do not turn photos by their EXIF orientation tag (read pixels as stored)");
   sub->add_option("--jpeg", o->jpeg, "JPEG step: auto (libjpeg on CPU, emulation on CUDA), codec, emulated")->capture_default_str();
   sub->add_option("--device", o->device, "Torch device: cpu, cuda, cuda:N, auto")->capture_default_str();
   sub->add_option("--contact-sheet", o->contact_sheet, "Instead: draw a labelled contact sheet of every degradation type from one image");

@@ -10,6 +10,7 @@
 #include "face2scene/faces.hpp"
 #include "face2scene/identity.hpp"
 #include "face2scene/image.hpp"
+#include "face2scene/image_metadata.hpp"
 #include "face2scene/tensor.hpp"
 
 namespace fs = std::filesystem;
@@ -28,6 +29,7 @@ struct FacesArgs {
   float threshold = 0.6f;
   int crop_size = 512;
   int preview_width = 0;
+  bool keep_orientation = false;
   DetectOptions detect;
 };
 
@@ -84,7 +86,9 @@ void run_faces(const FacesArgs& a) {
   nlohmann::json report = nlohmann::json::array();
   Progress progress("faces", static_cast<int64_t>(files.size()));
   for (const auto& file : files) {
-    const Image img = read_image(file);
+    ImageReadOptions ro;
+    ro.apply_orientation = !a.keep_orientation;
+    const Image img = read_image(file, ro);
     const auto t0 = std::chrono::steady_clock::now();
     auto faces = detector.detect(img);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -171,6 +175,8 @@ Command setup_faces(CLI::App& app, GlobalOptions&) {
       "Find every face (box, score, 68 and 5 landmarks), write FFHQ-aligned crops, an annotated "
       "preview and a JSON report; optionally name each face from reference photos");
   sub->add_option("images", args->inputs, "Photos or folders of photos")->required();
+  sub->add_flag("--keep-orientation", args->keep_orientation,
+                "Do not turn photos by their EXIF orientation tag (read pixels as stored)");
   sub->add_option("--json", args->json_out,
                   "Write {\"images\":[{image,width,height,faces:[{box,score,points5,landmarks68,"
                   "identity,...}]}]} here");

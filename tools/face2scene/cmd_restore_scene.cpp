@@ -5,6 +5,7 @@
 
 #include "cli_common.hpp"
 #include "face2scene/core.hpp"
+#include "face2scene/image_metadata.hpp"
 #include "face2scene/oracle_restore.hpp"
 #include "face2scene/tensor.hpp"
 
@@ -22,7 +23,7 @@ Command setup_restore_scene(CLI::App& app, GlobalOptions&) {
     std::vector<std::string> inputs;
     std::string out, face_lq, face_hq, models, device = "auto", dtype = "auto";
     int scale = 4, tile = -1;
-    bool blind = false, blind_model = false, overwrite = false;
+    bool blind = false, blind_model = false, overwrite = false, keep_orientation = false;
   };
   auto a = std::make_shared<Args>();
   sub->add_option("inputs", a->inputs, "Degraded images or folders")->required();
@@ -40,6 +41,7 @@ Command setup_restore_scene(CLI::App& app, GlobalOptions&) {
   sub->add_option("--dtype", a->dtype, "auto (bf16 on CUDA, fp32 on CPU), fp32, fp16, bf16")
       ->check(CLI::IsMember({"auto", "fp32", "fp16", "bf16"}));
   sub->add_flag("--overwrite", a->overwrite, "Redo outputs that already exist");
+  sub->add_flag("--keep-orientation", a->keep_orientation, "Do not turn photos by their EXIF orientation tag (read pixels as stored)");
   sub->footer(
       std::string(kOutputNamesHelp) + "\n"
       "The code tells the restorer what happened to the photo (blur, noise, JPEG, downscale); give a face pair\n"
@@ -82,7 +84,9 @@ Command setup_restore_scene(CLI::App& app, GlobalOptions&) {
               if (!a->overwrite && file_exists(dst)) {
                 log_info("skip (exists): " + dst);
               } else {
-                write_image(dst, r.restore(read_image(f), tokens, a->scale));
+                ImageReadOptions ro;
+                ro.apply_orientation = !a->keep_orientation;
+                write_image(dst, r.restore(read_image(f, ro), tokens, a->scale));
               }
               progress.advance();
             }
