@@ -40,15 +40,13 @@ torch::Tensor synthetic_input() {
   return torch::from_blob(v.data(), {1, 224, 224, 3}, torch::kFloat32).permute({0, 3, 1, 2}).contiguous();
 }
 
-// The public-domain Solvay group photo (examples/), one face: a fixed square, taken as if it
-// were an aligned face, fed in HSE's caffe convention.
-torch::Tensor solvay_input(const nlohmann::json& box) {
-  auto img = image_to_tensor(read_image(std::string(F2S_SOURCE_DIR) + "/examples/solvay_group.jpg").to_rgb(), torch::kCPU,
-                             torch::kFloat32, true);
-  const int64_t x = box[0].get<int64_t>(), y = box[1].get<int64_t>(), s = box[2].get<int64_t>();
-  auto face = img.slice(1, y, y + s).slice(2, x, x + s);
-  FaceResCrop crop;  // whole square
-  return faceres_input(face, crop);
+// A face of the public-domain Solvay group photo (a 112x112 crop of examples/solvay_group.jpg,
+// committed as PNG so no JPEG decoder is involved), the whole square in HSE's caffe convention.
+torch::Tensor solvay_input() {
+  auto img = image_to_tensor(read_image(std::string(F2S_SOURCE_DIR) + "/tests/fixtures/faceres/solvay_face.png").to_rgb(),
+                             torch::kCPU, torch::kFloat32, true);
+  FaceResCrop crop;  // whole square, 224 px, caffe
+  return faceres_input(img, crop);
 }
 
 void expect_close(const torch::Tensor& got, const nlohmann::json& want, const std::string& what) {
@@ -133,7 +131,7 @@ TEST(FaceRes, MatchesTfjs) {
     expect_close(out.gender, want["gender"], "synthetic gender");
   }
   {
-    auto x = solvay_input(fx["solvay_box"]);
+    auto x = solvay_input();
     auto out = net->forward(x);
     const auto& want = fx["outputs"]["solvay"];
     // The input itself first, so a resize change is told apart from a network change.

@@ -40,7 +40,7 @@ bool symmetric_pad(const torch::Tensor& x, int64_t stride) {
   return stride == 1;  // stride 1, 3x3: TF pads 1 on every side, which Conv2d's padding does itself
 }
 
-torch::Tensor relu6(const torch::Tensor& x) { return torch::clamp(x, 0.0, 6.0); }
+torch::Tensor clip_relu6(const torch::Tensor& x) { return torch::clamp(x, 0.0, 6.0); }
 
 std::string cache_dir() {
   if (const char* c = std::getenv("F2S_CACHE"); c && *c) return c;
@@ -71,8 +71,8 @@ FaceResBlockImpl::FaceResBlockImpl(int64_t in, int64_t out, int64_t stride_) : s
 
 torch::Tensor FaceResBlockImpl::forward(const torch::Tensor& x) {
   auto y = dw(symmetric_pad(x, stride) ? x : pad_same3(x, stride));
-  y = relu6(y * dw_scale.view({1, -1, 1, 1}) + dw_shift.view({1, -1, 1, 1}));
-  return relu6(pw(y));
+  y = clip_relu6(y * dw_scale.view({1, -1, 1, 1}) + dw_shift.view({1, -1, 1, 1}));
+  return clip_relu6(pw(y));
 }
 
 FaceResImpl::FaceResImpl() {
@@ -90,7 +90,7 @@ FaceResImpl::FaceResImpl() {
 
 FaceResOutput FaceResImpl::forward(const torch::Tensor& x, bool heads) {
   TORCH_CHECK(x.dim() == 4 && x.size(1) == 3, "FaceRes expects [B,3,H,W], got ", x.sizes());
-  auto y = relu6(conv1(pad_same3(x, 2)));
+  auto y = clip_relu6(conv1(pad_same3(x, 2)));
   for (const auto& b : *blocks) y = b->as<FaceResBlock>()->forward(y);
   FaceResOutput out;
   out.descriptor = y.mean({2, 3});
@@ -275,7 +275,7 @@ TensorMap read_faceres_tfjs(const std::string& model_json) {
       throw FormatError(model_json + ": clip bound '" + name + "' is " + std::to_string(v) + ", expected " + (upper ? "6" : "0"));
     }
   }
-  if (scalars.size() != 2 * 14) throw FormatError(model_json + ": expected 28 ReLU6 bounds, found " + std::to_string(scalars.size()));
+  if (scalars.size() != 2 * 27) throw FormatError(model_json + ": expected 54 ReLU6 bounds, found " + std::to_string(scalars.size()));
   return out;
 }
 

@@ -158,6 +158,7 @@ struct FaceresLfwOptions {
   std::vector<std::string> configs{"caffe:1.0:0"};
   std::string net = "faceres";
   int align_size = 256;
+  int min_face = 80;
   int batch = 32;
 };
 
@@ -176,7 +177,7 @@ const DetectedFace* central_face(const std::vector<DetectedFace>& faces, int w, 
 // Aligns every LFW file into the FFHQ frame once (cached as PNG under `aligned`, same
 // <Name>/<Name>_NNNN layout) and returns the aligned path of each file whose face was found.
 std::map<std::string, std::string> align_lfw(const std::vector<std::string>& files, const std::string& lfw_dir,
-                                             const std::string& aligned, int size) {
+                                             const std::string& aligned, int size, int min_face) {
   std::map<std::string, std::string> out;
   std::unique_ptr<FaceDetector> detector;
   Progress progress("faceres-lfw align", static_cast<int64_t>(files.size()));
@@ -188,7 +189,11 @@ std::map<std::string, std::string> align_lfw(const std::vector<std::string>& fil
     if (file_exists(dst)) {
       out[f] = dst;
     } else if (!file_exists(none)) {
-      if (!detector) detector = std::make_unique<FaceDetector>(DetectOptions{});
+      if (!detector) {
+        DetectOptions d;
+        d.min_face = min_face;  // LFW faces are ~100 px of 250: no upsampling needed (4x faster)
+        detector = std::make_unique<FaceDetector>(d);
+      }
       const Image img = read_image(f);
       auto faces = detector->detect(img);
       ensure_directory(fs::path(dst).parent_path().string());
@@ -219,6 +224,7 @@ Command setup_faceres_lfw(CLI::App& app, GlobalOptions& g) {
   sub->add_option("--pairs", o->pairs, "pairs.txt to use (default: <lfw>/pairs.txt)");
   sub->add_option("--aligned", o->aligned, "Cache folder for the FFHQ-aligned faces (HOG + 68 landmarks; made once)")->required();
   sub->add_option("--align-size", o->align_size, "Side of the aligned faces")->capture_default_str();
+  sub->add_option("--min-face", o->min_face, "Smallest face the detector looks for (px of the 250x250 image)")->capture_default_str();
   sub->add_option("--config", o->configs,
                   "RANGE:CROP:SHIFT[:feats][:centre], repeatable (e.g. caffe:0.8:0.05): input convention, centred "
                   "square side and downward shift in the FFHQ frame; feats = the 256-D layer above the descriptor; "
@@ -242,7 +248,7 @@ Command setup_faceres_lfw(CLI::App& app, GlobalOptions& g) {
             for (const auto& p : all_pairs) files.push_back(p.a), files.push_back(p.b);
             std::sort(files.begin(), files.end());
             files.erase(std::unique(files.begin(), files.end()), files.end());
-            const auto aligned = align_lfw(files, o->dir, o->aligned, o->align_size);
+            const auto aligned = align_lfw(files, o->dir, o->aligned, o->align_size, o->min_face);
             std::vector<LfwPair> pairs;
             for (const auto& p : all_pairs)
               if (aligned.count(p.a) && aligned.count(p.b)) pairs.push_back(p);
