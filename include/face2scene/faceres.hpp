@@ -86,7 +86,8 @@ struct FaceResCrop {
   int64_t size = 224;
   FaceResRange range = FaceResRange::kCaffe;
 };
-// The default: the convention and crop measured best on LFW (docs/identity.md, "faceres").
+// The default: the convention and crop measured best on FFHQ-aligned LFW (docs/faceres.md):
+// caffe, the central 80 % of the frame, 224 px.
 FaceResCrop default_faceres_crop();
 // A centred square of side `fraction` moved down by `shift` (both relative to the frame).
 FaceResCrop faceres_centre_crop(double fraction, double shift = 0.0);

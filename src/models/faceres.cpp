@@ -327,7 +327,9 @@ FaceResCrop faceres_centre_crop(double fraction, double shift) {
   return c;
 }
 
-FaceResCrop default_faceres_crop() { return faceres_centre_crop(1.0); }
+// Measured on FFHQ-aligned LFW (docs/faceres.md): the central 80 % of the frame in HSE's caffe
+// convention, 97.6 % 10-fold accuracy, against 96.6 % for the whole frame.
+FaceResCrop default_faceres_crop() { return faceres_centre_crop(0.8); }
 
 torch::Tensor faceres_input(const torch::Tensor& ffhq_aligned01, const FaceResCrop& crop) {
   auto x = ffhq_aligned01.dim() == 3 ? ffhq_aligned01.unsqueeze(0) : ffhq_aligned01;
