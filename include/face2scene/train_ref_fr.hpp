@@ -72,11 +72,11 @@ FaceSet load_face_set(const std::string& dir, int64_t size, const std::vector<Fa
 
 // ---- identity loss ----------------------------------------------------------------------------
 // FFHQ-aligned faces [B,3,S,S] in [0,1] -> [B,D] unit-length identity embeddings, differentiable
-// (the network is frozen). Built from the mobilefacenet port: a training loss that is never the
-// benchmark's judge (the dlib ResNet descriptor).
+// (the network is frozen; any S, any device). Built on faceres (face2scene/faceres.hpp): a
+// training loss that is never the benchmark's judge (the dlib ResNet descriptor).
 using FaceEmbedFn = std::function<torch::Tensor(const torch::Tensor&)>;
-FaceEmbedFn make_identity_embed(const std::string& mobilefacenet_weights, const torch::Device& device);
-// Where the install puts the converted mobilefacenet (<cache>/weights/mobilefacenet.safetensors).
+FaceEmbedFn make_identity_embed(const std::string& faceres_weights, const torch::Device& device);
+// Where the install puts the converted faceres (default_faceres_weights_path()).
 std::string default_identity_weights();
 
 // ---- trainer ----------------------------------------------------------------------------------
@@ -86,7 +86,7 @@ struct RefFRTrainOptions {
   std::string faces_dir;      // packed by pack_ref_fr_data
   std::string split_file;     // bench/ref_fr_split.tsv
   std::string lpips_weights;  // folder for metrics::Lpips
-  std::string identity_weights;  // mobilefacenet safetensors: identity loss (empty = none)
+  std::string identity_weights;  // faceres safetensors: identity loss (empty = none)
   int batch = 32;
   double lpips_weight = 1.0;
   double identity_weight = 0.3;

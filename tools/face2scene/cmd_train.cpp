@@ -131,8 +131,8 @@ Command setup_train(CLI::App& app, GlobalOptions&) {
   rfr->add_option("--faces", a->faces, "Packed aligned faces, one folder per identity (train pack-ref-fr)");
   rfr->add_option("--split", a->split, "Identity split file; test identities are refused");
   rfr->add_option("--identity-weights", a->identity,
-                  "Identity network for the identity loss (default and only working value in this build: none;\n"
-                  "see docs/ref_fr.md)");
+                  "faceres weights for the identity loss (default: " + default_identity_weights() +
+                      ", from scripts/install_models.sh), or none");
   rfr->add_option("--lpips-weights", a->lpips, "LPIPS weights folder (as for `metrics`)");
   rfr->add_option("--batch", a->batch, "Faces per batch");
   rfr->add_option("--size", a->face_size, "Aligned face side (multiple of 32)");
