@@ -6,13 +6,17 @@
 # Carry: .deps (scripts/fetch-gpu-deps.sh), .cache/ref_fr (face2scene train pack-ref-fr),
 # .cache/gpu_weights (LPIPS weights), optionally .cache/ref_fr_ckpt.
 # Env: MIN (training minutes, default 6), ARGS (more `train ref-fr` arguments), CK (working folder,
-# default out/ref_fr), W (weights folder, default .cache/gpu_weights).
+# default out/ref_fr), W (weights folder, default .cache/gpu_weights). The identity loss uses
+# $W/faceres.safetensors when it is there (copy it from <cache>/weights, 7 MB; never the dlib judge),
+# else none.
 set -euo pipefail
 : "${OUT:?OUT must name the output folder}"
 cd "$(dirname "$0")/../.."
 MIN=${MIN:-6}
 CK=${CK:-out/ref_fr}
 W=${W:-.cache/gpu_weights}
+IDW=none
+[ -f "$W/faceres.safetensors" ] && IDW="$W/faceres.safetensors"
 TARGETS="face2scene bench_ref_fr_speed" bash scripts/gpu-build.sh build-gpu | tail -3
 mkdir -p "$CK" "$OUT"
 if [ ! -f "$CK/ref_fr.safetensors" ] && [ -d .cache/ref_fr_ckpt ]; then cp .cache/ref_fr_ckpt/* "$CK/" 2>/dev/null || true; fi
@@ -20,7 +24,7 @@ nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,nohead
 SMI=$!
 set -x
 build-gpu/bin/face2scene -v train ref-fr --device cuda --faces .cache/ref_fr -o "$CK" --max-minutes "$MIN" \
-  --lpips-weights "$W" ${ARGS:-} 2>&1 | tee -a "$CK/ref_fr_log.txt" | grep -v "debug" | tail -30
+  --lpips-weights "$W" --identity-weights "$IDW" ${ARGS:-} 2>&1 | tee -a "$CK/ref_fr_log.txt" | grep -v "debug" | tail -30
 set +x
 kill $SMI 2>/dev/null || true
 # bf16 copies come back (a 5 M-parameter fp32 file with its state would not fit); the fp32 files

@@ -54,7 +54,7 @@ void save_all(const RefFRTrainOptions& o, std::vector<Student>& students, const 
     s.net->eval();
     save_ref_fr(s.weights, s.net, s.blind, torch::kFloat32,
                 {{"trained_steps", std::to_string(step)},
-                 {"identity_loss", o.identity_weights.empty() ? "none" : "mobilefacenet"}});
+                 {"identity_loss", o.identity_weights.empty() ? "none" : "faceres"}});
     s.net->train();
   }
   save_state(state_file, students);
