@@ -55,6 +55,10 @@ int main(int argc, char** argv) try {
               args.get("--dtype", "fp32").c_str(), static_cast<long long>(batch), static_cast<long long>(refs), runs);
   std::printf("  with reference encoding: %.2f ms per call, %.3f ms per face\n", full, full / double(batch));
   std::printf("  references encoded once: %.2f ms per call, %.3f ms per face\n", face_only, face_only / double(batch));
+  // The FLOP floor: 2 × multiply-adds per face; at a sustained rate R the time cannot go below it.
+  const auto gflop = [&](int64_t n, bool encode) { return 2.0 * double(net->macs(n, encode)) / 1e9; };
+  std::printf("  FLOP floor: %.2f GFLOP per face (%.2f with references encoded once, %.2f without references)\n",
+              gflop(refs, true), gflop(refs, false), gflop(0, true));
   return 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "bench_ref_fr_speed: %s\n", e.what());

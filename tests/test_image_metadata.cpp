@@ -379,8 +379,11 @@ TEST(Alpha, CarryAlphaResizesAndKeepsUniformAlphaExact) {
 }
 
 TEST(Alpha, RestoreSceneCliKeepsAlpha) {
+  // ctest runs in build/tests, where ./weights does not exist: point the CLI at the source tree's.
+  const std::string models = std::string(F2S_SOURCE_DIR) + "/weights";
+  setenv("F2S_MODELS", models.c_str(), 1);
   try {
-    OracleModelPaths::locate();
+    OracleModelPaths::locate(models);
   } catch (const Error& e) {
     GTEST_SKIP() << e.what();
   }

@@ -153,6 +153,18 @@ TEST(RefFR, WarmStartFromAFileWithoutAlignedPathsChangesNothingAtFirst) {
   f2s_test::remove_tree(dir);
 }
 
+TEST(RefFR, MultiplyAddsGrowWithReferencesAsTheArchitectureSays) {
+  RefFR net;
+  // Each reference adds its encoder and 16² key/value tokens at both fusions: the same amount.
+  EXPECT_EQ(net->macs(2) - net->macs(1), net->macs(3) - net->macs(2));
+  EXPECT_LT(net->macs(3, false), net->macs(3, true));
+  EXPECT_EQ(net->macs(0, false), net->macs(0, true));
+  // The U-Net's own convolutions at 64² alone: in_conv, 2 in enc64, merge64, 2 in dec64, out_conv.
+  const int64_t at64 = 64 * 64 * 9 * (12 * 64 + 4 * 64 * 64 + 128 * 64 + 64 * 12);
+  EXPECT_GT(net->macs(0), at64);
+  EXPECT_LT(net->macs(0), 4 * at64);
+}
+
 TEST(RefFR, DefaultSizeHasAboutFiveMillionParameters) {
   RefFR net;
   const int64_t n = net->num_parameters();

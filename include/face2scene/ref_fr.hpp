@@ -81,6 +81,10 @@ struct RefFRImpl : torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& lq, const RefFeatures& refs);
   torch::Tensor forward(const torch::Tensor& lq, const torch::Tensor& refs = {});
   int64_t num_parameters() const;
+  // Multiply-adds of one face's forward with `refs` references (convolutions, linear layers and
+  // attention products; activations and norms, < 1 %, are left out): the FLOP floor is 2× this.
+  // `encode`: include the reference encoder (false: references encoded once, as the pipeline does).
+  int64_t macs(int64_t refs, bool encode = true) const;
   RefFROptions options;
   // U-Net.
   torch::nn::Conv2d in_conv{nullptr}, down1{nullptr}, down2{nullptr};

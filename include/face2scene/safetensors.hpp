@@ -39,6 +39,10 @@ void load_state_dict_strict(torch::nn::Module& module, const TensorMap& tensors,
 TensorMap state_dict(const torch::nn::Module& module);
 // Checks metadata["arch"] == arch (and version when given), naming the file otherwise.
 void check_arch(const SafeTensors& st, const std::string& arch, const std::string& source);
+// Throws FormatError naming `source`, the stored and the expected version, and `remedy` (what to
+// re-run) when the metadata's "version" is missing or differs.
+void check_version(const SafeTensors& st, const std::string& version, const std::string& source,
+                   const std::string& what, const std::string& remedy);
 // metadata[key] as an integer; FormatError naming `source` and the key when missing or not a number.
 int64_t metadata_int(const Metadata& metadata, const std::string& key, const std::string& source);
 

@@ -184,6 +184,14 @@ void check_arch(const SafeTensors& st, const std::string& arch, const std::strin
   if (it->second != arch) throw FormatError(source + ": holds weights for '" + it->second + "', expected '" + arch + "'");
 }
 
+void check_version(const SafeTensors& st, const std::string& version, const std::string& source,
+                   const std::string& what, const std::string& remedy) {
+  auto v = st.metadata.find("version");
+  if (v == st.metadata.end() || v->second != version)
+    throw FormatError(source + ": " + what + " version '" + (v == st.metadata.end() ? std::string("<none>") : v->second) +
+                      "', expected '" + version + "'; " + remedy);
+}
+
 int64_t metadata_int(const Metadata& m, const std::string& key, const std::string& source) {
   auto it = m.find(key);
   if (it == m.end()) throw FormatError(source + ": metadata '" + key + "' missing");

@@ -33,12 +33,7 @@ FaceDescriptor FaceDescriptor::load(const std::string& weights_path, torch::Devi
   }
   SafeTensors st = load_safetensors(weights_path);
   check_arch(st, kFaceRecognitionArch, weights_path);
-  auto v = st.metadata.find("version");
-  if (v == st.metadata.end() || v->second != kFaceRecognitionVersion) {
-    throw FormatError(weights_path + ": face descriptor weights version '" +
-                      (v == st.metadata.end() ? std::string("<none>") : v->second) + "', expected '" +
-                      kFaceRecognitionVersion + "'; re-run scripts/install_faceapi.sh");
-  }
+  check_version(st, kFaceRecognitionVersion, weights_path, "face descriptor weights", "re-run scripts/install_faceapi.sh");
   FaceDescriptor d;
   auto net = FaceRecognitionNet();
   // Stored fp16 or fp32; the net always runs in fp32 (the descriptor is sensitive to fp16 maths).

@@ -286,11 +286,7 @@ FaceRes load_faceres(const std::string& path, const torch::Device& device) {
   }
   SafeTensors st = load_safetensors(path);
   check_arch(st, kFaceResArch, path);
-  auto v = st.metadata.find("version");
-  if (v == st.metadata.end() || v->second != kFaceResVersion) {
-    throw FormatError(path + ": faceres weights version '" + (v == st.metadata.end() ? std::string("<none>") : v->second) +
-                      "', expected '" + kFaceResVersion + "'; re-run scripts/install_models.sh");
-  }
+  check_version(st, kFaceResVersion, path, "faceres weights", "re-run scripts/install_models.sh");
   FaceRes net;
   load_state_dict_strict(*net, st.tensors, path);  // fp16 storage -> fp32 parameters
   net->to(device);

@@ -171,6 +171,44 @@ int64_t RefFRImpl::num_parameters() const {
   return n;
 }
 
+namespace {
+int64_t conv_macs(const nn::Conv2d& c, int64_t out_side) {
+  const auto& o = c->options;
+  return out_side * out_side * o.in_channels() / o.groups() * o.out_channels() * (*o.kernel_size())[0] *
+         (*o.kernel_size())[1];
+}
+int64_t seq_macs(const nn::Sequential& s, int64_t side) {
+  int64_t n = 0;
+  for (const auto& m : s->children())
+    for (const auto& c : m->children())
+      if (auto conv = std::dynamic_pointer_cast<nn::Conv2dImpl>(c)) n += conv_macs(nn::Conv2d(conv), side);
+  return n;
+}
+// Queries of side² tokens over null + refs × 16² keys of width C, with projections and the gate.
+int64_t fusion_macs(const RefFusion& f, int64_t side, int64_t key_tokens) {
+  const int64_t c = f->to_q->options.in_features(), q = side * side, pos = f->pos_q->options.in_features();
+  return q * (c * c * 2 + pos * c) + key_tokens * (c * c * 2 + pos * c) + 2 * q * key_tokens * c +
+         conv_macs(f->gate, side);
+}
+}  // namespace
+
+int64_t RefFRImpl::macs(int64_t refs, bool encode) const {
+  const int64_t s1 = options.size / 2, s2 = s1 / 2, s3 = s2 / 2;
+  int64_t n = conv_macs(in_conv, s1) + seq_macs(enc64, s1) + conv_macs(down1, s2) + seq_macs(enc32, s2) +
+              conv_macs(down2, s3) + seq_macs(enc16, s3) + conv_macs(up16, s3) + conv_macs(merge32, s2) +
+              seq_macs(dec32, s2) + conv_macs(up32, s2) + conv_macs(merge64, s1) + seq_macs(dec64, s1) +
+              conv_macs(out_conv, s1);
+  const int64_t keys = options.null_tokens + refs * s3 * s3;
+  n += fusion_macs(fuse32, s2, keys) + fusion_macs(fuse16, s3, keys);
+  if (refs > 0 && encode)
+    n += refs * (conv_macs(ref_in, s1) + conv_macs(ref_down1, s2) + seq_macs(ref32, s2) + conv_macs(ref_down2, s3) +
+                 seq_macs(ref16, s3) + conv_macs(ref_proj32, s3) + conv_macs(ref_proj16, s3));
+  if (refs > 0 && align64)
+    n += conv_macs(align64->proj, s1) + conv_macs(align64->gate, s1) + conv_macs(align32->proj, s2) +
+         conv_macs(align32->gate, s2);
+  return n;
+}
+
 RefFeatures RefFRImpl::encode_refs(const torch::Tensor& refs, int64_t batch) {
   RefFeatures out;
   if (!refs.defined() || refs.size(1) == 0) return out;
