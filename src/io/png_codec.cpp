@@ -68,7 +68,7 @@ bool guarded(png_structp png, F work) {
 }  // namespace
 
 Image decode_png(const std::string& bytes, const std::string& name, uint64_t max_pixels, DecodedMetadata& meta) {
-  ReadState st{&bytes, 0, {}};
+  ReadState st{&bytes, 0, {}, {}};
   png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &st.error, on_error, on_read_warning);
   if (!png) throw Error(name + ": libpng could not start");
   png_infop info = png_create_info_struct(png);
