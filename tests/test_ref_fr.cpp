@@ -134,7 +134,8 @@ TEST(RefFR, WarmStartFromAFileWithoutAlignedPathsChangesNothingAtFirst) {
   save_ref_fr(dir + "/v1.safetensors", old, false);
   EXPECT_EQ(load_ref_fr(dir + "/v1.safetensors").net->options.aligned_levels, 0);
   RefFR net(small_options());
-  const auto fresh = warm_start_ref_fr(net, dir + "/v1.safetensors");
+  const auto warm = warm_start_ref_fr(net, dir + "/v1.safetensors");
+  const auto& fresh = warm.fresh;
   EXPECT_EQ(fresh.size(), 6u);  // align64, align32: proj.weight (no bias), gate.weight, gate.bias
   for (const auto& k : fresh) EXPECT_EQ(k.rfind("align", 0), 0u) << k;
   net->eval();

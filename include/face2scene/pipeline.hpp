@@ -97,8 +97,6 @@ std::vector<std::string> face_restorer_archs();
 // Reads only the file's metadata, picks the factory by arch; FormatError names the file and the
 // known archs when none fits.
 std::unique_ptr<FaceRestorer> load_face_restorer(const std::string& path, const FaceRestorerLoadOptions& options = {});
-// The metadata block of a safetensors file, without reading its tensors.
-Metadata read_safetensors_metadata(const std::string& path);
 
 // ---- references --------------------------------------------------------------------------------
 struct ReferencePhoto {

@@ -112,8 +112,13 @@ struct LoadedRefFR {
 LoadedRefFR load_ref_fr(const std::string& path, const torch::Device& device = torch::kCPU);
 // Warm start of a (possibly larger) network from a file: every tensor of the file must exist in
 // `net` with the same shape (else FormatError naming the key); tensors of `net` the file lacks keep
-// their initialisation and are returned. The file's options must match except aligned_levels.
-std::vector<std::string> warm_start_ref_fr(RefFR& net, const std::string& path);
+// their initialisation and are listed in `fresh`. The file's options must match except
+// aligned_levels and max_refs; its metadata is returned (e.g. trained_steps).
+struct WarmStart {
+  std::vector<std::string> fresh;
+  Metadata metadata;
+};
+WarmStart warm_start_ref_fr(RefFR& net, const std::string& path);
 
 // ---- the adversarial critic used in training ------------------------------------------------
 // A PatchGAN discriminator whose convolutions are spectrally normalised (one power iteration per

@@ -21,6 +21,9 @@ struct SafeTensors {
 
 // Supported dtypes: F32, F16, BF16, F64, I64, I32, I16, I8, U8, BOOL.
 SafeTensors load_safetensors(const std::string& path);
+// Only the "__metadata__" block, reading the header and not the tensors (e.g. to choose a model
+// class by its "arch" before loading it).
+Metadata read_safetensors_metadata(const std::string& path);
 SafeTensors parse_safetensors(const std::string& bytes, const std::string& name_for_errors);
 // `store_dtype`: convert floating tensors to this dtype before writing (e.g. kHalf for shipped
 // weights); std::nullopt keeps each tensor's dtype. Written atomically.

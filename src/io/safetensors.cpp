@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstring>
+#include <fstream>
 #include <set>
 #include <sstream>
 
@@ -40,30 +41,47 @@ std::string shape_str(at::IntArrayRef s) {
 }
 }  // namespace
 
-SafeTensors parse_safetensors(const std::string& bytes, const std::string& name) {
-  if (bytes.size() < 8) throw FormatError(name + ": too short to be a safetensors file");
-  uint64_t header_len = 0;
-  for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | static_cast<unsigned char>(bytes[i]);
-  if (header_len > bytes.size() - 8 || header_len > (100u << 20)) {
+namespace {
+// The 8-byte little-endian length of the JSON header at the start of `first8`.
+uint64_t header_length(const char* first8) {
+  uint64_t len = 0;
+  for (int i = 7; i >= 0; --i) len = (len << 8) | static_cast<unsigned char>(first8[i]);
+  return len;
+}
+void check_header_length(uint64_t header_len, uint64_t file_size, const std::string& name) {
+  if (header_len > file_size - 8 || header_len > (100u << 20)) {
     throw FormatError(name + ": safetensors header length " + std::to_string(header_len) + " exceeds the file");
   }
+}
+json parse_header(const char* begin, const char* end, const std::string& name) {
   json header;
   try {
-    header = json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(header_len));
+    header = json::parse(begin, end);
   } catch (const std::exception& e) {
     throw FormatError(name + ": safetensors header is not JSON (" + e.what() + ")");
   }
   if (!header.is_object()) throw FormatError(name + ": safetensors header is not a JSON object");
+  return header;
+}
+Metadata metadata_of(const json& header) {
+  Metadata out;
+  if (auto it = header.find("__metadata__"); it != header.end())
+    for (auto m = it->begin(); m != it->end(); ++m) out[m.key()] = m->is_string() ? m->get<std::string>() : m->dump();
+  return out;
+}
+}  // namespace
+
+SafeTensors parse_safetensors(const std::string& bytes, const std::string& name) {
+  if (bytes.size() < 8) throw FormatError(name + ": too short to be a safetensors file");
+  const uint64_t header_len = header_length(bytes.data());
+  check_header_length(header_len, bytes.size(), name);
+  const json header = parse_header(bytes.data() + 8, bytes.data() + 8 + header_len, name);
   const size_t data_start = 8 + header_len;
   const size_t data_size = bytes.size() - data_start;
   SafeTensors out;
+  out.metadata = metadata_of(header);
   for (auto it = header.begin(); it != header.end(); ++it) {
-    if (it.key() == "__metadata__") {
-      for (auto m = it->begin(); m != it->end(); ++m) {
-        out.metadata[m.key()] = m->is_string() ? m->get<std::string>() : m->dump();
-      }
-      continue;
-    }
+    if (it.key() == "__metadata__") continue;
     const std::string& key = it.key();
     try {
       const std::string dt = it->at("dtype").get<std::string>();
@@ -99,6 +117,20 @@ SafeTensors parse_safetensors(const std::string& bytes, const std::string& name)
 }
 
 SafeTensors load_safetensors(const std::string& path) { return parse_safetensors(read_file(path), path); }
+
+Metadata read_safetensors_metadata(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) throw IoError(path + ": cannot open");
+  const auto size = static_cast<uint64_t>(in.tellg());
+  in.seekg(0);
+  char first8[8];
+  if (size < 8 || !in.read(first8, 8)) throw FormatError(path + ": too short to be a safetensors file");
+  const uint64_t header_len = header_length(first8);
+  check_header_length(header_len, size, path);
+  std::string header(header_len, '\0');
+  if (!in.read(header.data(), static_cast<std::streamsize>(header_len))) throw FormatError(path + ": truncated header");
+  return metadata_of(parse_header(header.data(), header.data() + header.size(), path));
+}
 
 std::string serialize_safetensors(const TensorMap& tensors, const Metadata& metadata,
                                   c10::optional<torch::Dtype> store_dtype) {

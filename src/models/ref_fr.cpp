@@ -276,9 +276,9 @@ void save_ref_fr(const std::string& path, RefFR& net, bool blind, torch::Dtype d
   save_safetensors(path, state_dict(*net), meta, dtype);
 }
 
-LoadedRefFR load_ref_fr(const std::string& path, const torch::Device& device) {
-  const SafeTensors st = load_safetensors(path);
-  check_arch(st, kRefFRArch, path);
+namespace {
+// The network's options as a file's metadata records them (version-1 files have no aligned paths).
+RefFROptions options_of(const SafeTensors& st, const std::string& path) {
   RefFROptions o;
   o.size = metadata_int(st.metadata, "size", path);
   o.width = metadata_int(st.metadata, "width", path);
@@ -287,10 +287,16 @@ LoadedRefFR load_ref_fr(const std::string& path, const torch::Device& device) {
   o.null_tokens = metadata_int(st.metadata, "null_tokens", path);
   o.pos_freqs = metadata_int(st.metadata, "pos_freqs", path);
   o.max_refs = metadata_int(st.metadata, "max_refs", path);
-  // Version-1 files have no aligned paths.
   o.aligned_levels = st.metadata.count("aligned_levels") ? metadata_int(st.metadata, "aligned_levels", path) : 0;
+  return o;
+}
+}  // namespace
+
+LoadedRefFR load_ref_fr(const std::string& path, const torch::Device& device) {
+  const SafeTensors st = load_safetensors(path);
+  check_arch(st, kRefFRArch, path);
   LoadedRefFR out;
-  out.net = RefFR(o);
+  out.net = RefFR(options_of(st, path));
   load_state_dict_strict(*out.net, st.tensors, path);
   out.net->to(device);
   out.net->eval();
@@ -299,17 +305,19 @@ LoadedRefFR load_ref_fr(const std::string& path, const torch::Device& device) {
   return out;
 }
 
-std::vector<std::string> warm_start_ref_fr(RefFR& net, const std::string& path) {
+WarmStart warm_start_ref_fr(RefFR& net, const std::string& path) {
   const SafeTensors st = load_safetensors(path);
   check_arch(st, kRefFRArch, path);
-  const auto& o = net->options;
-  const std::pair<const char*, int64_t> same[] = {{"size", o.size},   {"width", o.width},
-                                                  {"ref_width", o.ref_width}, {"heads", o.heads},
-                                                  {"null_tokens", o.null_tokens}, {"pos_freqs", o.pos_freqs}};
-  for (const auto& [key, value] : same)
-    if (metadata_int(st.metadata, key, path) != value)
-      throw FormatError(path + ": metadata " + key + " = " + st.metadata.at(key) + ", the network has " +
-                        std::to_string(value));
+  const RefFROptions& o = net->options;
+  const RefFROptions f = options_of(st, path);
+  const std::pair<const char*, std::pair<int64_t, int64_t>> same[] = {
+      {"size", {f.size, o.size}},          {"width", {f.width, o.width}},
+      {"ref_width", {f.ref_width, o.ref_width}}, {"heads", {f.heads, o.heads}},
+      {"null_tokens", {f.null_tokens, o.null_tokens}}, {"pos_freqs", {f.pos_freqs, o.pos_freqs}}};
+  for (const auto& [key, values] : same)
+    if (values.first != values.second)
+      throw FormatError(path + ": metadata " + key + " = " + std::to_string(values.first) + ", the network has " +
+                        std::to_string(values.second));
   auto params = net->named_parameters(true);
   auto buffers = net->named_buffers(true);
   std::set<std::string> loaded;
@@ -322,10 +330,11 @@ std::vector<std::string> warm_start_ref_fr(RefFR& net, const std::string& path) 
     dst->copy_(t.to(dst->device(), dst->scalar_type()));
     loaded.insert(key);
   }
-  std::vector<std::string> fresh;
+  WarmStart out;
+  out.metadata = st.metadata;
   for (const auto& item : params)
-    if (!loaded.count(item.key())) fresh.push_back(item.key());
-  return fresh;
+    if (!loaded.count(item.key())) out.fresh.push_back(item.key());
+  return out;
 }
 
 // ---- critic ---------------------------------------------------------------------------------

@@ -1,10 +1,6 @@
 // The geometry contract's helpers and the face-restorer registry (see pipeline.hpp).
 #include <cmath>
-#include <cstring>
-#include <fstream>
 #include <mutex>
-
-#include <nlohmann/json.hpp>
 
 #include "face2scene/core.hpp"
 #include "face2scene/pipeline.hpp"
@@ -97,30 +93,6 @@ std::vector<std::string> face_restorer_archs() {
   std::lock_guard<std::mutex> lock(registry_mutex());
   std::vector<std::string> out;
   for (const auto& kv : factories()) out.push_back(kv.first);
-  return out;
-}
-
-Metadata read_safetensors_metadata(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError(path + ": cannot open");
-  unsigned char len_bytes[8];
-  if (!in.read(reinterpret_cast<char*>(len_bytes), 8)) throw FormatError(path + ": too short for safetensors");
-  uint64_t len = 0;
-  for (int i = 7; i >= 0; --i) len = (len << 8) | len_bytes[i];
-  if (len == 0 || len > (100u << 20)) throw FormatError(path + ": bad safetensors header length");
-  std::string header(len, '\0');
-  if (!in.read(header.data(), static_cast<std::streamsize>(len))) throw FormatError(path + ": truncated header");
-  Metadata out;
-  try {
-    const auto j = nlohmann::json::parse(header);
-    if (j.contains("__metadata__")) {
-      for (const auto& [k, v] : j["__metadata__"].items()) {
-        if (v.is_string()) out[k] = v.get<std::string>();
-      }
-    }
-  } catch (const nlohmann::json::exception& e) {
-    throw FormatError(path + ": bad safetensors header: " + e.what());
-  }
   return out;
 }
 

@@ -118,10 +118,10 @@ TrainReport train_ref_fr(const RefFRTrainOptions& o) {
       s.net = RefFR(o.net);
       if (!o.init_dir.empty()) {
         const std::string init = o.init_dir + "/" + (s.blind ? kRefFRBlindFile : kRefFRFile);
-        const auto fresh = warm_start_ref_fr(s.net, init);
-        const auto meta = load_safetensors(init).metadata;
-        if (&s == &students[0] && meta.count("trained_steps")) start = metadata_int(meta, "trained_steps", init);
-        log_info("warm start of " + s.name + " from " + init + ": " + std::to_string(fresh.size()) +
+        const auto warm = warm_start_ref_fr(s.net, init);
+        if (&s == &students[0] && warm.metadata.count("trained_steps"))
+          start = metadata_int(warm.metadata, "trained_steps", init);
+        log_info("warm start of " + s.name + " from " + init + ": " + std::to_string(warm.fresh.size()) +
                  " new tensors keep their initialisation");
       }
     }
