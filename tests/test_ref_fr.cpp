@@ -85,6 +85,19 @@ TEST(RefFR, ReferencesMatterButNotTheirOrder) {
   EXPECT_GT((both[1] - with[0]).abs().max().item<double>(), 1e-5);
 }
 
+TEST(RefFR, ReferencesEncodedOnceServeTheWholeBatch) {
+  RefFR net(small_options());
+  perturb_output(net);
+  net->eval();
+  torch::NoGradGuard ng;
+  auto lq = torch::rand({3, 3, 64, 64});
+  auto refs = torch::rand({1, 2, 3, 64, 64});
+  auto per_face = net->forward(lq, refs.expand({3, -1, -1, -1, -1}).contiguous());
+  auto once = net->forward(lq, net->encode_refs(refs, 1).expand(3));
+  EXPECT_LT((once - per_face).abs().max().item<double>(), 1e-5);
+  EXPECT_THROW(net->encode_refs(torch::rand({2, 1, 3, 64, 64}), 2).expand(4), ArgumentError);
+}
+
 TEST(RefFR, RefusesBadShapesAndTooManyReferences) {
   RefFR net(small_options());
   torch::NoGradGuard ng;

@@ -70,6 +70,9 @@ struct RefFeatures {
   torch::Tensor f32, f16;  // [B,R,C,h,w] at size/4 (pooled to size/8) and size/8; R may be 0
   torch::Tensor a64, a32;  // aligned paths: [B,R,Cr,h,w] at size/2 and size/4 (undefined if none)
   int64_t count() const { return f16.defined() ? f16.size(1) : 0; }
+  // The features of one item ([1,R,...]) shared by `batch` faces (views, no copies): a person's
+  // references are encoded once for all of that person's faces.
+  RefFeatures expand(int64_t batch) const;
 };
 
 struct RefFRImpl : torch::nn::Module {

@@ -171,6 +171,18 @@ int64_t RefFRImpl::num_parameters() const {
   return n;
 }
 
+RefFeatures RefFeatures::expand(int64_t batch) const {
+  RefFeatures out;
+  for (auto [dst, src] : {std::pair{&out.f32, &f32}, {&out.f16, &f16}, {&out.a64, &a64}, {&out.a32, &a32}}) {
+    if (!src->defined()) continue;
+    if (src->size(0) != 1) throw ArgumentError("RefFeatures::expand: features of one item expected");
+    std::vector<int64_t> sizes = src->sizes().vec();
+    sizes[0] = batch;
+    *dst = src->expand(sizes);
+  }
+  return out;
+}
+
 namespace {
 int64_t conv_macs(const nn::Conv2d& c, int64_t out_side) {
   const auto& o = c->options;

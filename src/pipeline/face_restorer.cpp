@@ -52,14 +52,11 @@ class RefFRRestorer final : public FaceRestorer {
     torch::NoGradGuard ng;
     const auto dtype = options_.device.is_cuda() ? options_.dtype : torch::kFloat32;
     auto x = faces.to(options_.device, dtype);
-    torch::Tensor r;
+    RefFeatures r;
     if (!blind_ && refs.defined() && refs.size(0) > 0) {
-      // The person's references, the same for every face of the batch. They go through the
-      // network's own forward (encoded per face): encoding once and expanding the features ties
-      // this code to RefFeatures' fields, which grow with the model (docs/ref_fr.md measured no
-      // speed difference on the CPU).
-      r = refs.slice(0, 0, net_->options.max_refs).to(options_.device, dtype).unsqueeze(0);
-      r = r.expand({x.size(0), -1, -1, -1, -1});
+      // The person's references, the same for every face of the batch: encoded once.
+      auto one = refs.slice(0, 0, net_->options.max_refs).to(options_.device, dtype).unsqueeze(0);
+      r = net_->encode_refs(one, 1).expand(x.size(0));
     }
     return net_->forward(x, r).to(torch::kCPU, torch::kFloat32).clamp_(0, 1);
   }
