@@ -2,7 +2,11 @@
 // timed runs after warm-up, with and without the references' encoding (the pipeline encodes a
 // person's references once and reuses them for every face of that person).
 //   bench_ref_fr_speed [--weights weights/ref_fr.safetensors] [--device cpu|cuda] [--batch 1]
-//                      [--refs 3] [--runs 20] [--dtype fp32|bf16|fp16]
+//                      [--refs 3] [--runs 20] [--dtype fp32|bf16|fp16] [--profile trace.json]
+// --profile writes a Chrome trace (chrome://tracing) of 5 calls with the references encoded once:
+// where the time goes, op by op (scripts/profile_summary.py sums it by op name).
+#include <torch/csrc/autograd/profiler_legacy.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -50,6 +54,10 @@ int main(int argc, char** argv) try {
   torch::NoGradGuard ng;
   const double full = median_ms(device, runs, [&] { net->forward(lq, r); });
   auto cached = net->encode_refs(r, batch);
+  if (args.has("--profile")) {
+    torch::autograd::profiler::RecordProfile guard(args.get("--profile", "trace.json"));
+    for (int i = 0; i < 5; ++i) net->forward(lq, cached);
+  }
   const double face_only = median_ms(device, runs, [&] { net->forward(lq, cached); });
   std::printf("ref_fr speed: device %s, dtype %s, batch %lld, refs %lld, %d runs (median)\n", device.str().c_str(),
               args.get("--dtype", "fp32").c_str(), static_cast<long long>(batch), static_cast<long long>(refs), runs);

@@ -85,6 +85,12 @@ TEST(PipelineGeometry, TransformsAgreeAcrossSidesAndScales) {
   FaceGeometry g;
   EXPECT_EQ(g.fadex_lq(4), 32);
   EXPECT_EQ(g.fadex_lq(1), 128);
+  // A native-geometry FaDeX reads the face at its own side (8 .. fadex_hq); a fixed one ignores it.
+  EXPECT_EQ(g.fadex_cut(47.6, 4, true), 48);
+  EXPECT_EQ(g.fadex_cut(300, 4, true), 128);
+  EXPECT_EQ(g.fadex_cut(5, 1, true), 8);
+  EXPECT_EQ(g.fadex_cut(47.6, 4, false), 32);
+  EXPECT_EQ(g.fadex_cut(47.6, 1, false), 128);
   EXPECT_EQ(FaceGeometry::restorer_scale(2), 4);
   EXPECT_EQ(FaceGeometry::restorer_scale(1), 1);
   EXPECT_THROW(FaceGeometry::restorer_scale(3), ArgumentError);

@@ -574,6 +574,49 @@ TEST(Training, FaDeXResumeIsExact) {
   f2s_test::remove_tree(dir);
 }
 
+TEST(Training, FaDeXFaceSizeDistillation) {
+  // A tiny fixed-geometry teacher, then the student taught to read faces of 8–16 px (the teacher's
+  // own LQ side is 8 at ×4): it writes a "native" file, refuses a native teacher, and resumes exactly.
+  const std::string dir = make_toy_data(f2s_test::temp_dir("fadex_sizes"));
+  auto t = tiny_fadex_training(dir, dir + "/teacher");
+  t.common.max_steps = 2;
+  train_fadex(t);
+  const std::string teacher = dir + "/teacher/fadex.safetensors";
+  EXPECT_EQ(load_fadex(teacher, torch::kCPU)->options.lq_geometry, "fixed");
+  auto make = [&](const std::string& out) {
+    auto o = tiny_fadex_training(dir, out);
+    o.teacher = teacher;
+    o.size_faces_dir = dir + "/faces";
+    o.size_source = 40;
+    o.lq_min = 8;
+    o.lq_max = 16;
+    return o;
+  };
+  auto whole = make(dir + "/whole");
+  whole.common.max_steps = 4;
+  const auto r = train_fadex(whole);
+  EXPECT_EQ(r.steps, 4);
+  EXPECT_TRUE(std::isfinite(r.last_loss));
+  const auto student = load_fadex(dir + "/whole/fadex.safetensors", torch::kCPU);
+  EXPECT_EQ(student->options.lq_geometry, "native");
+  // It learned something: no longer the teacher's weights.
+  const auto ts = state_dict(*load_fadex(teacher, torch::kCPU)), ss = state_dict(*student);
+  double moved = 0;
+  for (const auto& [k, v] : ts) moved += (ss.at(k) - v).abs().sum().item<double>();
+  EXPECT_GT(moved, 0.0);
+  auto split = make(dir + "/split");
+  split.common.max_steps = 2;
+  train_fadex(split);
+  split.common.max_steps = 4;
+  EXPECT_EQ(train_fadex(split).steps, 2);
+  const std::string file = std::string("/") + kFaDeXStateFile;
+  expect_same_checkpoint(dir + "/whole" + file, dir + "/split" + file, {"fadex.net", "fadex.opt"});
+  auto bad = make(dir + "/bad");
+  bad.teacher = dir + "/whole/fadex.safetensors";
+  EXPECT_THROW(train_fadex(bad), ArgumentError);
+  f2s_test::remove_tree(dir);
+}
+
 TEST(Training, RestorerResumeIsExact) {
   if (!f2s_test::have_data("weights/lpips_v0.1")) GTEST_SKIP() << "shared data (LPIPS weights) not found";
   const std::string dir = make_toy_data(f2s_test::temp_dir("restorer_exact"));

@@ -19,6 +19,12 @@ struct FaDeXOptions {
   int64_t code_dim = 256;    // channels of the spatial code and length of the global code
   int64_t code_grid = 8;     // spatial code is code_grid x code_grid
   int64_t param_dim = 44;    // regression target length (kDegradationTargetSize: 39-slot vector + 5 summary values)
+  // Which degraded face the network was trained to read (metadata "lq_geometry"):
+  //  "fixed"  — a 128² clean face degraded as a whole (LQ 32² at ×4, 128² at ×1): the degraded face
+  //             must be cut at in_size / restorer scale whatever its size in the photo (version 1);
+  //  "native" — the face as it is in the degraded photo, cut at its own side there (up to in_size),
+  //             trained on faces of 12–128 px (train fadex --teacher: face-size distillation).
+  std::string lq_geometry = "fixed";
 };
 
 struct FaDeXOutput {

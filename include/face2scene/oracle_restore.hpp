@@ -60,6 +60,8 @@ class OracleRestorer {
   bool blind_model() const { return blind_; }
   RealEsrganModel backbone() const { return net_->options.backbone; }
   int64_t face_size() const;
+  // FaDeX reads faces cut at their own side in the photo (FaDeXOptions::lq_geometry "native").
+  bool fadex_native_geometry() const;
 
  private:
   // FaDeX on a pair: batched on the device, the HQ face resized to FaDeX's input side.

@@ -44,6 +44,11 @@ struct FaceGeometry {
   // degraded face was resized back to 128². So the degraded face is cut from the photo at
   // fadex_hq / restorer_scale, the scale at which the photo's degradation relates to the face.
   int64_t fadex_lq(int restorer_scale) const { return restorer_scale == 4 ? fadex_hq / 4 : fadex_hq; }
+  // A FaDeX trained on faces of every size (metadata lq_geometry "native", train fadex --teacher)
+  // reads the degraded face as it is in the photo: cut at its own side there, `native` (the FFHQ
+  // square's side at the photo's resolution), rounded, at least 8 and at most fadex_hq (larger faces
+  // are cut at fadex_hq, antialiased: FaDeX's input side). A "fixed" FaDeX gets fadex_lq.
+  int64_t fadex_cut(double native, int restorer_scale, bool native_geometry) const;
   // The identity descriptor's alignment (make_descriptor_fn aligns at 512; crop_for_descriptor takes
   // any FFHQ-aligned square, so restored 128² faces are described without a second warp).
   int64_t descriptor_size = 512;

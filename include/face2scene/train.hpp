@@ -114,6 +114,17 @@ struct FaDeXTrainOptions {
   int degradations = 32;  // per batch; each is applied to two different faces (the positive pair)
   double temperature = 0.1;
   double param_weight = 1.0;
+  // Face-size distillation (train fadex --teacher): a face comes at any size in a photo, but the
+  // teacher only ever saw 128² clean faces degraded as a whole (32² at ×4). The student (started
+  // from the teacher) reads the face as it is in the degraded photo, at any side in
+  // [lq_min, lq_max], and learns to give the code the teacher gives for the same degradation at its
+  // training scale, so MapNet and the scene restorer, trained on the teacher's codes, stay as they
+  // are. Clean sources are aligned faces of any size (size_faces_dir), held at size_source.
+  std::string teacher;
+  std::string size_faces_dir;
+  int64_t size_source = 256;
+  int64_t lq_min = 12, lq_max = 128;
+  double code_weight = 1.0;  // weight of the code-map match (the global code's 1 - cos has weight 1)
 };
 
 struct RestorerTrainOptions {
@@ -144,6 +155,8 @@ struct TrainReport {
 };
 
 TrainReport train_fadex(const FaDeXTrainOptions& options);
+// The distillation above (options.teacher set); train_fadex calls it.
+TrainReport train_fadex_sizes(const FaDeXTrainOptions& options);
 TrainReport train_restorer(const RestorerTrainOptions& options);
 
 // Files written by the trainers (in out_dir).

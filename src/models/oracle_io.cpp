@@ -47,7 +47,8 @@ void save_fadex(const std::string& path, FaDeX& net, torch::Dtype dtype) {
                 {"max_width", std::to_string(o.max_width)},
                 {"code_dim", std::to_string(o.code_dim)},
                 {"code_grid", std::to_string(o.code_grid)},
-                {"param_dim", std::to_string(o.param_dim)}};
+                {"param_dim", std::to_string(o.param_dim)},
+                {"lq_geometry", o.lq_geometry}};
   // The normaliser buffers stay float32: they turn the regression back into physical units.
   TensorMap t = with_prefix(state_dict(*net), "", dtype);
   t["param_mean"] = net->param_mean.detach().cpu().to(torch::kFloat32).contiguous();
@@ -65,6 +66,12 @@ FaDeX load_fadex(const std::string& path, const torch::Device& device) {
   o.code_dim = metadata_int(st.metadata, "code_dim", path);
   o.code_grid = metadata_int(st.metadata, "code_grid", path);
   o.param_dim = metadata_int(st.metadata, "param_dim", path);
+  // Files written before face-size training have no key: they read fixed-size cuts.
+  const auto geometry = st.metadata.find("lq_geometry");
+  if (geometry != st.metadata.end()) o.lq_geometry = geometry->second;
+  if (o.lq_geometry != "fixed" && o.lq_geometry != "native") {
+    throw FormatError(path + ": metadata lq_geometry '" + o.lq_geometry + "' is neither 'fixed' nor 'native'");
+  }
   return finish_load(FaDeX(o), st, path, device);
 }
 

@@ -1,4 +1,5 @@
 // The geometry contract's helpers and the face-restorer registry (see pipeline.hpp).
+#include <algorithm>
 #include <cmath>
 #include <mutex>
 
@@ -9,6 +10,11 @@
 namespace face2scene {
 
 // ---- geometry ---------------------------------------------------------------------------------
+int64_t FaceGeometry::fadex_cut(double native, int restorer_scale, bool native_geometry) const {
+  if (!native_geometry) return fadex_lq(restorer_scale);
+  return std::clamp<int64_t>(std::llround(native), 8, fadex_hq);
+}
+
 int FaceGeometry::restorer_scale(int output_scale) {
   if (output_scale == 4 || output_scale == 2) return 4;
   if (output_scale == 1) return 1;

@@ -60,6 +60,7 @@ OracleRestorer::OracleRestorer(const OracleModelPaths& paths, const OracleOption
 }
 
 int64_t OracleRestorer::face_size() const { return fadex_->options.in_size; }
+bool OracleRestorer::fadex_native_geometry() const { return fadex_->options.lq_geometry == "native"; }
 
 FaDeXOutput OracleRestorer::run_fadex(const torch::Tensor& lq_in, const torch::Tensor& hq_in) const {
   torch::NoGradGuard ng;

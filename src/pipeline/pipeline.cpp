@@ -402,11 +402,22 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
     torch::Tensor tokens;
     const OracleRestorer* scene = m_->scene.get();
     if (!options.blind && !work.empty()) {
-      const int64_t L = geometry_.fadex_lq(rscale);
+      const bool native = scene->fadex_native_geometry();
+      const int64_t H = geometry_.fadex_hq;
       std::vector<torch::Tensor> lqs, hqs;
       for (const auto& w : work) {
-        lqs.push_back(align_face(x, rescale_aligned(w.t, S, L), static_cast<int>(L)).image);
-        hqs.push_back(resize(w.restored, geometry_.fadex_hq, geometry_.fadex_hq));
+        const int64_t L = geometry_.fadex_cut(w.native, rscale, native);
+        auto lq = align_face(x, rescale_aligned(w.t, S, L), static_cast<int>(L)).image;
+        // Faces cut at different sides share one batch at FaDeX's side, resized as FaDeX's own
+        // forward would (bicubic, no antialias: L <= H), so batching does not change the code.
+        if (L != H) {
+          lq = F::interpolate(lq.unsqueeze(0), F::InterpolateFuncOptions()
+                                                   .size(std::vector<int64_t>{H, H})
+                                                   .mode(torch::kBicubic)
+                                                   .align_corners(false))[0];
+        }
+        lqs.push_back(lq);
+        hqs.push_back(resize(w.restored, H, H));
       }
       const auto lq = torch::stack(lqs), hq = torch::stack(hqs);
       std::vector<torch::Tensor> maps;

@@ -14,6 +14,7 @@ namespace face2scene {
 namespace F = torch::nn::functional;
 
 TrainReport train_fadex(const FaDeXTrainOptions& o) {
+  if (!o.teacher.empty()) return train_fadex_sizes(o);
   const auto& c = o.common;
   std::filesystem::create_directories(c.out_dir);
   const std::string weights = c.out_dir + "/" + kFaDeXFile, state_file = c.out_dir + "/" + kFaDeXStateFile;

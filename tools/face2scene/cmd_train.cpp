@@ -21,6 +21,8 @@ struct TrainArgs {
   int log_every = 25;
   // fadex
   int degradations = 32;
+  std::string teacher, size_faces;
+  std::vector<int64_t> lq_sides{12, 128};
   // restorer
   std::string fadex, base, lpips = "../shared/data/weights";
   int batch = 16;
@@ -96,6 +98,13 @@ Command setup_train(CLI::App& app, GlobalOptions&) {
   auto* fadex = sub->add_subcommand("fadex", "Degradation extractor: InfoNCE over shared degradations + parameter regression");
   add_common(fadex, *a);
   fadex->add_option("--degradations", a->degradations, "Degradations per batch (each on two faces)");
+  fadex->add_option("--teacher", a->teacher,
+                    "Face-size distillation: start from this fixed-size FaDeX and teach it to read faces of any\n"
+                    "size in the degraded photo as the teacher reads 128² faces (keeps MapNet and the restorer valid)");
+  fadex->add_option("--size-faces", a->size_faces, "With --teacher: clean aligned faces of any size (e.g. 256² or 512²)");
+  fadex->add_option("--lq-sides", a->lq_sides, "With --teacher: smallest and largest face side in the degraded photo")
+      ->expected(2)
+      ->delimiter(',');
   auto* rest = sub->add_subcommand("restorer", "Conditioned restorer and its blind twin on the same batches");
   add_common(rest, *a);
   rest->add_option("--fadex", a->fadex, "Trained FaDeX (default: <out>/fadex.safetensors)");
@@ -204,6 +213,11 @@ Command setup_train(CLI::App& app, GlobalOptions&) {
               FaDeXTrainOptions o;
               o.common = c;
               o.degradations = a->degradations;
+              o.teacher = a->teacher;
+              o.size_faces_dir = a->size_faces;
+              o.lq_min = a->lq_sides.at(0);
+              o.lq_max = a->lq_sides.at(1);
+              if (!o.teacher.empty() && !file_exists(o.teacher)) throw IoError(o.teacher + ": teacher FaDeX not found");
               print_report("train fadex", train_fadex(o), c.out_dir);
             } else if (rest->parsed()) {
               RestorerTrainOptions o;
