@@ -9,12 +9,19 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <filesystem>
+
+#include "face2scene/degrade.hpp"
+#include "face2scene/image.hpp"
+#include "face2scene/tensor.hpp"
 
 #include "face2scene/ref_fr.hpp"
 #include "oracle_bench_util.hpp"
 
 using namespace face2scene;
+namespace fs = std::filesystem;
 
 namespace {
 void sync(const torch::Device& d) {
@@ -59,6 +66,28 @@ int main(int argc, char** argv) try {
     for (int i = 0; i < 5; ++i) net->forward(lq, cached);
   }
   const double face_only = median_ms(device, runs, [&] { net->forward(lq, cached); });
+  if (dtype != torch::kFloat32) {
+    // What the lower precision costs in the picture: a real held-out face (London 003, CC BY;
+    // never trained on), degraded ×8, with its other photo as the reference: the output in this
+    // dtype against the float32 output of the same weights.
+    const std::string dir = f2s_bench::data_dir() + "/faces/hq/london/";
+    if (fs::exists(dir + "003_neutral.jpg")) {
+      auto load = [&](const std::string& f) {
+        auto t = image_to_tensor(read_image(dir + f).to_rgb().with_bit_depth(8)).unsqueeze(0);
+        return resize_images(t, s, s, ResizeMode::kBicubic).clamp(0, 1);
+      };
+      const auto gt = load("003_neutral.jpg");
+      const auto face = resize_images(resize_images(gt, s / 8, s / 8, ResizeMode::kBicubic), s, s, ResizeMode::kBicubic).clamp(0, 1);
+      const auto ref = load("003_smiling.jpg").unsqueeze(1);
+      auto ref32 = load_ref_fr(weights, device).net;
+      const auto a = ref32->forward(face.to(device), ref.to(device)).to(torch::kCPU, torch::kFloat32).clamp(0, 1);
+      const auto b = net->forward(face.to(device, dtype), ref.to(device, dtype)).to(torch::kCPU, torch::kFloat32).clamp(0, 1);
+      const double mse = (a - b).pow(2).mean().item<double>();
+      std::printf("  %s vs float32 on a held-out face (1 reference): PSNR %.2f dB, max |diff| %.4f; to the ground truth: %.2f vs %.2f dB\n",
+                  args.get("--dtype", "fp32").c_str(), 10 * std::log10(1 / std::max(mse, 1e-12)), (a - b).abs().max().item<double>(),
+                  -10 * std::log10((b - gt).pow(2).mean().item<double>()), -10 * std::log10((a - gt).pow(2).mean().item<double>()));
+    }
+  }
   std::printf("ref_fr speed: device %s, dtype %s, batch %lld, refs %lld, %d runs (median)\n", device.str().c_str(),
               args.get("--dtype", "fp32").c_str(), static_cast<long long>(batch), static_cast<long long>(refs), runs);
   std::printf("  with reference encoding: %.2f ms per call, %.3f ms per face\n", full, full / double(batch));

@@ -15,6 +15,10 @@ torch::Device parse_device(const std::string& name);
 // "fp32", "fp16", "bf16", or "auto": `cuda_auto` on a CUDA device, float32 on the CPU. Throws
 // ArgumentError for anything else.
 torch::Dtype parse_dtype(const std::string& name, const torch::Device& device, torch::Dtype cuda_auto);
+// True when this CPU computes bf16 natively (x86 AVX512-BF16): oneDNN then runs bf16 convolutions
+// 2-3× faster than float32 (measured on the 2-core AMD EPYC, docs/RESULTS.md). F2S_CPU_BF16=0 or 1
+// overrides the detection.
+bool cpu_native_bf16();
 // Sets torch's intra-op threads (0 = all hardware threads). LibTorch 1.13 starts with one.
 void set_num_threads(int threads);
 // Seeds torch's CPU and CUDA generators. Every stochastic part of face2scene draws from torch

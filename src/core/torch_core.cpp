@@ -1,3 +1,4 @@
+#include <cstdlib>
 #include <thread>
 
 #include "face2scene/tensor.hpp"
@@ -33,6 +34,15 @@ torch::Device parse_device(const std::string& name) {
     }
   }
   throw ArgumentError("device '" + name + "': not a device name (auto, cpu, cuda, cuda:N)");
+}
+
+bool cpu_native_bf16() {
+  if (const char* env = std::getenv("F2S_CPU_BF16"); env && *env) return std::string(env) != "0";
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  return __builtin_cpu_supports("avx512bf16");
+#else
+  return false;
+#endif
 }
 
 void set_num_threads(int threads) {

@@ -5,6 +5,7 @@
 
 #include "face2scene/core.hpp"
 #include "face2scene/pipeline.hpp"
+#include "face2scene/tensor.hpp"
 #include "face2scene/ref_fr.hpp"
 
 namespace face2scene {
@@ -46,8 +47,10 @@ class RefFRRestorer final : public FaceRestorer {
     auto loaded = load_ref_fr(path, o.device);
     net_ = loaded.net;
     blind_ = loaded.blind;
-    // Float32 on the CPU whatever was asked: LibTorch's CPU half kernels are slow or missing.
-    if (o.device.is_cuda()) net_->to(o.device, o.dtype);
+    // On the CPU: float32, or bf16 where the CPU has native bf16 (oneDNN's bf16 convolutions);
+    // LibTorch's CPU fp16 kernels are slow or missing, and emulated bf16 is slower than float32.
+    dtype_ = o.device.is_cuda() ? o.dtype : (o.cpu_bf16 && cpu_native_bf16() ? torch::kBFloat16 : torch::kFloat32);
+    net_->to(o.device, dtype_);
     net_->eval();
   }
   std::string arch() const override { return kRefFRArch; }
@@ -56,7 +59,7 @@ class RefFRRestorer final : public FaceRestorer {
   int64_t max_references() const override { return blind_ ? 0 : net_->options.max_refs; }
   torch::Tensor restore(const torch::Tensor& faces, const torch::Tensor& refs) const override {
     torch::NoGradGuard ng;
-    const auto dtype = options_.device.is_cuda() ? options_.dtype : torch::kFloat32;
+    const auto dtype = dtype_;
     auto x = faces.to(options_.device, dtype);
     RefFeatures r;
     if (!blind_ && refs.defined() && refs.size(0) > 0) {
@@ -71,6 +74,7 @@ class RefFRRestorer final : public FaceRestorer {
   FaceRestorerLoadOptions options_;
   mutable RefFR net_{nullptr};
   bool blind_ = false;
+  torch::Dtype dtype_ = torch::kFloat32;
 };
 
 std::map<std::string, FaceRestorerFactory>& factories() {

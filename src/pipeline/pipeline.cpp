@@ -116,6 +116,13 @@ Face2Scene::Face2Scene(const Face2SceneConfig& config) : config_(config), m_(std
   if (config.load_scene_restorer) {
     paths = OracleModelPaths::locate(config.models_dir);
     if (dir.empty()) dir = fs::path(paths.fadex).parent_path().string();
+    const std::string sized = (fs::path(paths.fadex).parent_path() / "fadex_sizes.safetensors").string();
+    if (!config.fadex.empty()) {
+      if (!file_exists(config.fadex)) throw IoError(config.fadex + ": FaDeX weights not found");
+      paths.fadex = config.fadex;
+    } else if (file_exists(sized)) {
+      paths.fadex = sized;
+    }
   } else if (dir.empty()) {
     const char* env = std::getenv("F2S_MODELS");
     dir = env ? env : (file_exists("weights/ref_fr.safetensors") ? "weights" : cache_dir() + "/weights");

@@ -23,7 +23,7 @@ namespace fs = std::filesystem;
 
 struct RunArgs {
   std::vector<std::string> inputs;
-  std::string out, refs, report, models, identity_weights, device = "auto", dtype = "auto";
+  std::string out, refs, report, models, identity_weights, fadex, device = "auto", dtype = "auto";
   std::vector<std::string> face_refs;
   int scale = 4, tile = -1, max_faces = 64, min_face = 24;
   bool blind = false, largest_face = false, skip_existing = false, side_by_side = false, aligned = false,
@@ -83,6 +83,7 @@ Face2SceneConfig make_config(const RunArgs& a, bool scene) {
   c.dtype = parse_dtype(a.dtype, c.device, torch::kBFloat16);
   c.models_dir = a.models;
   c.identity_weights = a.identity_weights;
+  c.fadex = a.fadex;
   c.tiles.tile = a.tile < 0 ? (c.device.is_cuda() ? 512 : 256) : a.tile;
   c.tiles.overlap = 32;
   c.tiles.margin = 12;
@@ -259,6 +260,9 @@ Command setup_restore(CLI::App& app, GlobalOptions&) {
   sub->add_option("--max-faces", a->max_faces, "Restore at most this many faces (the largest); the rest are listed")
       ->check(CLI::Range(0, 100000));
   sub->add_option("--tile", a->tile, "Scene restorer tile side in input pixels (0 = whole image; -1 = auto: 256 CPU, 512 CUDA)");
+  sub->add_option("--fadex", a->fadex,
+                  "FaDeX weights that read the degradation from the faces (default: <models>/fadex_sizes.safetensors,\n"
+                  "which reads a face at its own size in the photo; fadex.safetensors is v1, which cuts every face at 32 px)");
   sub->add_flag("--side-by-side", a->side_by_side,
                 "Also write <name>_side_by_side: the input bicubic-upscaled | the result");
   sub->add_flag("--no-detail-transfer", a->no_detail_transfer,
