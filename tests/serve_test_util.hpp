@@ -80,7 +80,11 @@ inline std::string crop_png() {
   return png;
 }
 
-// A PNG signature and a valid IHDR claiming w x h pixels, then nothing: decoders that allocate
+inline std::string crop_jpg() {
+  return face2scene::encode_jpeg(face2scene::decode_image(crop_png()), 90);
+}
+
+// A PNG signature, a valid IHDR claiming w x h pixels and an empty IDAT: decoders that allocate
 // before checking would try w*h*3 bytes.
 inline std::string png_header_claiming(uint32_t w, uint32_t h) {
   auto be32 = [](std::string& s, uint32_t v) {
@@ -94,6 +98,10 @@ inline std::string png_header_claiming(uint32_t w, uint32_t h) {
   be32(s, 13);
   s += chunk;
   be32(s, static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(chunk.data()), static_cast<uInt>(chunk.size()))));
+  // An empty IDAT, so that a reader gets past the header to where it allocates.
+  be32(s, 0);
+  s += "IDAT";
+  be32(s, static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>("IDAT"), 4)));
   return s;
 }
 
@@ -117,7 +125,9 @@ inline nlohmann::json poll_until_finished(httplib::Client& cli, const std::strin
         EXPECT_TRUE(f >= 0.0 && f < 1.0) << j.dump();
       }
     } else {
-      if (expect_progress) EXPECT_TRUE(saw_unfinished) << "the job never showed as queued or running";
+      if (expect_progress) {
+        EXPECT_TRUE(saw_unfinished) << "the job never showed as queued or running";
+      }
       return j;
     }
     if (std::chrono::steady_clock::now() - t0 > std::chrono::minutes(10)) return nlohmann::json{{"state", "timeout"}};

@@ -31,7 +31,11 @@ function form(options, withRefs) {
 }
 async function waitFor(id, onProgress) {
   for (;;) {
-    const j = await api('GET', `/api/jobs/${id}`);
+    let j;
+    try { j = await api('GET', `/api/jobs/${id}`); } catch (e) {
+      if (e.status === 404) return { state: 'cancelled' };  // deleted (cancel) or expired
+      throw e;
+    }
     onProgress && onProgress(j);
     if (j.state === 'done' || j.state === 'failed' || j.state === 'cancelled') return j;
     await new Promise((r) => setTimeout(r, 600));

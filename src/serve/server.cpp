@@ -7,6 +7,9 @@
 #include <httplib.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -57,7 +60,7 @@ void make_dir(const std::string& path) {
 
 // Recursive delete with POSIX calls: std::filesystem::remove_all is avoided on purpose (PyTorch's
 // bundled libtorch.so exports its own copy of it, which crashed on the GPU machine; see
-// tests/test_util.hpp). Job folders hold only files and plain sub-folders that we made.
+// tests/test_util.hpp). ServeJob folders hold only files and plain sub-folders that we made.
 void remove_tree(const std::string& path) {
   struct stat st;
   if (::lstat(path.c_str(), &st) != 0) return;
@@ -143,7 +146,7 @@ bool is_loopback_host(const std::string& host) {
   return host == "localhost" || host == "::1" || host == "[::1]" || host.rfind("127.", 0) == 0;
 }
 
-struct Job {
+struct ServeJob {
   enum class State { kQueued, kRunning, kDone, kFailed, kCancelled };
   std::string id, dir, input_file, input_name;
   int width = 0, height = 0;
@@ -154,6 +157,7 @@ struct Job {
   std::string stage = "queued";
   int done = 0, total = 0;
   double fraction = 0;
+  bool in_worker = false;  // the worker holds it (even after a DELETE, until it lets go)
   bool cancel = false;  // DELETE while running: the worker stops at the next stage or tile
   json report;          // faces, degradation, timings... once done
   std::string error;
@@ -161,13 +165,13 @@ struct Job {
 };
 
 namespace {
-const char* state_name(Job::State s) {
+const char* state_name(ServeJob::State s) {
   switch (s) {
-    case Job::State::kQueued: return "queued";
-    case Job::State::kRunning: return "running";
-    case Job::State::kDone: return "done";
-    case Job::State::kFailed: return "failed";
-    case Job::State::kCancelled: return "cancelled";
+    case ServeJob::State::kQueued: return "queued";
+    case ServeJob::State::kRunning: return "running";
+    case ServeJob::State::kDone: return "done";
+    case ServeJob::State::kFailed: return "failed";
+    case ServeJob::State::kCancelled: return "cancelled";
   }
   return "?";
 }
@@ -190,22 +194,22 @@ struct Server::Impl {
   std::thread http_thread, worker;
   mutable std::mutex mu;
   std::condition_variable cv;
-  std::map<std::string, std::shared_ptr<Job>> jobs;
-  std::deque<std::shared_ptr<Job>> queue;
+  std::map<std::string, std::shared_ptr<ServeJob>> jobs;
+  std::deque<std::shared_ptr<ServeJob>> queue;
   bool stopping = false, started = false;
   std::atomic<bool> stopped{false};
 
   Impl(const Face2Scene& f, ServeOptions opts) : f2s(f), o(std::move(opts)) {}
 
   // ---- jobs ------------------------------------------------------------------------------------
-  json job_json(const Job& j) const {
+  json job_json(const ServeJob& j) const {
     json d = {{"id", j.id},
               {"state", state_name(j.state)},
               {"mode", j.mode},
               {"input", {{"name", j.input_name}, {"width", j.width}, {"height", j.height}}},
               {"progress", {{"stage", j.stage}, {"done", j.done}, {"total", j.total}, {"fraction", j.fraction}}},
               {"people", j.people}};
-    if (j.state == Job::State::kQueued) {
+    if (j.state == ServeJob::State::kQueued) {
       int pos = 0;
       for (const auto& q : queue) {
         if (q.get() == &j) break;
@@ -214,7 +218,7 @@ struct Server::Impl {
       d["queue_position"] = pos;
     }
     if (!j.error.empty()) d["error"] = j.error;
-    if (j.state == Job::State::kDone) {
+    if (j.state == ServeJob::State::kDone) {
       for (auto it = j.report.begin(); it != j.report.end(); ++it) d[it.key()] = it.value();
       if (j.mode == "restore") d["result_url"] = "/api/jobs/" + j.id + "/result";
     }
@@ -233,13 +237,13 @@ struct Server::Impl {
     const auto now = Clock::now();
     std::vector<std::string> old;
     for (const auto& [id, j] : jobs) {
-      const bool finished = j->state != Job::State::kQueued && j->state != Job::State::kRunning;
+      const bool finished = j->state != ServeJob::State::kQueued && j->state != ServeJob::State::kRunning && !j->in_worker;
       if (finished && std::chrono::duration<double>(now - j->finished).count() > o.job_ttl_s) old.push_back(id);
     }
     for (const auto& id : old) remove_job_locked(id);
   }
 
-  void progress(Job& j, const std::string& stage, int done, int total) {
+  void progress(ServeJob& j, const std::string& stage, int done, int total) {
     std::lock_guard<std::mutex> lock(mu);
     if (j.cancel || stopping) throw Cancelled{};
     j.stage = stage;
@@ -250,7 +254,7 @@ struct Server::Impl {
     j.fraction = std::max(j.fraction, f);
   }
 
-  void run_job(Job& j) {
+  void run_job(ServeJob& j) {
     ImageReadOptions ro;
     ro.max_pixels = o.max_pixels;
     const Image image = read_image(j.input_file, ro);
@@ -333,7 +337,7 @@ struct Server::Impl {
 
   void worker_loop() {
     for (;;) {
-      std::shared_ptr<Job> job;
+      std::shared_ptr<ServeJob> job;
       {
         std::unique_lock<std::mutex> lock(mu);
         cv.wait_for(lock, std::chrono::seconds(1), [&] { return stopping || !queue.empty(); });
@@ -342,28 +346,30 @@ struct Server::Impl {
         if (queue.empty()) continue;
         job = queue.front();
         queue.pop_front();
-        job->state = Job::State::kRunning;
+        job->state = ServeJob::State::kRunning;
+        job->in_worker = true;
         job->stage = "load";
       }
-      Job::State end = Job::State::kDone;
+      ServeJob::State end = ServeJob::State::kDone;
       std::string error;
       try {
         run_job(*job);
       } catch (const Cancelled&) {
-        end = Job::State::kCancelled;
+        end = ServeJob::State::kCancelled;
       } catch (const std::exception& e) {
-        end = Job::State::kFailed;
+        end = ServeJob::State::kFailed;
         error = e.what();
         log_warn("serve: job " + job->id + " failed: " + error);
       }
       std::lock_guard<std::mutex> lock(mu);
-      job->state = end;
+      job->in_worker = false;
+      job->state = job->cancel ? ServeJob::State::kCancelled : end;
       job->error = error;
       job->finished = Clock::now();
       // Inputs are not needed any more; the result stays until the job is deleted or expires.
       ::unlink(job->input_file.c_str());
       remove_tree(job->dir + "/refs");
-      if (job->cancel || end == Job::State::kCancelled) remove_job_locked(job->id);
+      if (job->cancel || end == ServeJob::State::kCancelled) remove_job_locked(job->id);
     }
   }
 
@@ -373,7 +379,7 @@ struct Server::Impl {
     res.set_content(json{{"error", message}}.dump(), "application/json");
   }
 
-  std::shared_ptr<Job> find_job(const std::string& id) const {
+  std::shared_ptr<ServeJob> find_job(const std::string& id) const {
     std::lock_guard<std::mutex> lock(mu);
     auto it = jobs.find(id);
     return it == jobs.end() ? nullptr : it->second;
@@ -394,7 +400,7 @@ struct Server::Impl {
       }
       if (!opt.is_object()) throw HttpError{400, "'options' must be a JSON object"};
     }
-    auto job = std::make_shared<Job>();
+    auto job = std::make_shared<ServeJob>();
     Face2SceneOptions& fo = job->options;
     try {
       for (auto it = opt.begin(); it != opt.end(); ++it) {
@@ -439,12 +445,6 @@ struct Server::Impl {
     }
     // The photo, checked by decoding it (broken files never reach the queue).
     const std::string ext = check_image(image, "image", o.max_pixels, &job->width, &job->height);
-    const int out_scale = fo.scene ? fo.scale : 1;
-    const uint64_t out_px = uint64_t(job->width) * job->height * out_scale * out_scale;
-    if (job->mode == "restore" && out_px > o.max_output_pixels)
-      throw HttpError{413, "the result at x" + std::to_string(out_scale) + " would have " +
-                               std::to_string(out_px / 1000000) + " MP, over this server's limit of " +
-                               std::to_string(o.max_output_pixels / 1000000) + " MP: choose a lower scale"};
     // References: form fields "ref:<person>", one file each (repeat the field for more photos).
     std::vector<std::pair<std::string, const httplib::MultipartFormData*>> refs;
     for (const auto& [name, part] : req.files) {
@@ -469,6 +469,15 @@ struct Server::Impl {
                                  "', who has no reference photo in this upload"};
     }
 
+    // Last of the checks, so that a request with several problems hears of the simplest first.
+    const int out_scale = fo.scene ? fo.scale : 1;
+    const uint64_t out_px = uint64_t(job->width) * job->height * out_scale * out_scale;
+    if (job->mode == "restore" && out_px > o.max_output_pixels) {
+      char m[200];
+      std::snprintf(m, sizeof m, "the result at x%d would have %.2f MP, over this server's limit of %.2f MP: choose a lower scale",
+                    out_scale, out_px / 1e6, o.max_output_pixels / 1e6);
+      throw HttpError{413, m};
+    }
     std::lock_guard<std::mutex> lock(mu);
     if (stopping) throw HttpError{503, "the server is stopping"};
     expire_locked();
@@ -478,9 +487,9 @@ struct Server::Impl {
     }
     if (static_cast<int>(jobs.size()) >= o.max_jobs) {
       // Make room by dropping the oldest finished job; if every job is live, refuse.
-      std::shared_ptr<Job> oldest;
+      std::shared_ptr<ServeJob> oldest;
       for (const auto& [id, j] : jobs)
-        if (j->state != Job::State::kQueued && j->state != Job::State::kRunning &&
+        if (j->state != ServeJob::State::kQueued && j->state != ServeJob::State::kRunning && !j->in_worker &&
             (!oldest || j->finished < oldest->finished))
           oldest = j;
       if (!oldest) {
@@ -581,7 +590,7 @@ struct Server::Impl {
       std::string path;
       {
         std::lock_guard<std::mutex> lock(mu);
-        if (job->state != Job::State::kDone || job->mode != "restore")
+        if (job->state != ServeJob::State::kDone || job->mode != "restore")
           throw HttpError{409, std::string("job is ") + state_name(job->state) + (job->mode == "detect" ? " (detect only: no image)" : "")};
         path = job->dir + "/result.png";
       }
@@ -612,9 +621,9 @@ struct Server::Impl {
       auto it = jobs.find(req.matches[1]);
       if (it == jobs.end()) throw HttpError{404, "no job " + std::string(req.matches[1]) + " (deleted or expired)"};
       auto job = it->second;
-      if (job->state == Job::State::kRunning) {
+      if (job->in_worker) {
         job->cancel = true;  // the worker removes it at its next stage or tile
-        job->state = Job::State::kCancelled;
+        job->state = ServeJob::State::kCancelled;
       } else {
         queue.erase(std::remove(queue.begin(), queue.end(), job), queue.end());
         remove_job_locked(job->id);
@@ -626,7 +635,9 @@ struct Server::Impl {
     // request, 404 for unknown routes) with an empty body: give them a JSON message.
     http.set_error_handler([this](const httplib::Request&, httplib::Response& res) {
       if (!res.body.empty()) return;
-      std::string m = httplib::detail::status_message(res.status);
+      std::string m = "HTTP " + std::to_string(res.status);
+      if (res.status == 404) m = "not found";
+      if (res.status == 400) m = "malformed request";
       if (res.status == 413)
         m = "the upload is larger than this server's limit of " + std::to_string(o.max_upload_bytes >> 20) + " MB";
       res.set_content(json{{"error", m}}.dump(), "application/json");
@@ -665,7 +676,8 @@ std::string Server::url() const {
 int Server::active_jobs() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   int n = 0;
-  for (const auto& [id, j] : impl_->jobs) n += j->state == Job::State::kQueued || j->state == Job::State::kRunning;
+  for (const auto& [id, j] : impl_->jobs)
+    n += j->state == ServeJob::State::kQueued || j->state == ServeJob::State::kRunning || j->in_worker;
   return n;
 }
 
