@@ -127,14 +127,9 @@ TEST(ServeLoad, TenClientsFiveUploadsThenAThousandMalformed) {
           case 6: body = photo; break;  // sent below as a raw body, not multipart
           case 7: body = photo; break;  // with bad options
         }
-        httplib::Result r;
-        if (kind == 6) {
-          r = cli.Post("/api/jobs", body, "image/png");
-        } else {
-          httplib::MultipartFormDataItems items{{"image", body, "x", type}};
-          if (kind == 7) items.push_back({"options", (rng() % 2) ? "{\"scale\":" : R"({"scale":16})", "", ""});
-          r = cli.Post("/api/jobs", items);
-        }
+        httplib::MultipartFormDataItems items{{"image", body, "x", type}};
+        if (kind == 7) items.push_back({"options", (rng() % 2) ? "{\"scale\":" : R"({"scale":16})", "", ""});
+        auto r = kind == 6 ? cli.Post("/api/jobs", body, "image/png") : cli.Post("/api/jobs", items);
         if (r && r->status >= 400 && r->status < 500) {
           ++four_xx;
         } else {

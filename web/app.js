@@ -257,7 +257,7 @@ function crop(canvas, img, [x0, y0, x1, y1], s) {
 // ---- the before/after viewer: zoom, pan, split ----------------------------------------------------
 const viewer = (() => {
   const el = $('viewer'), stage = $('stage'), before = $('before-img'), after = $('after-img'), div = $('divider');
-  let W = 1, H = 1, z = 1, tx = 0, ty = 0, split = 0.5;
+  let W = 1, H = 1, z = 1, tx = 0, ty = 0, split = 0.5, fitted = true;
   const pointers = new Map();
   let drag = null;
   function apply() {
@@ -270,12 +270,18 @@ const viewer = (() => {
     // Below 1:1 the browser's smoothing is fine; above it, show pixels as they are.
     after.style.imageRendering = z >= 2 ? 'pixelated' : 'auto';
   }
+  // The viewer takes the photo's shape (up to 75% of the window), so a fitted photo fills it.
+  function size() {
+    el.style.height = Math.round(Math.max(220, Math.min(window.innerHeight * 0.75, 820, el.clientWidth * H / W))) + 'px';
+  }
   function fit() {
+    size(); fitted = true;
     z = Math.min(el.clientWidth / W, el.clientHeight / H);
     tx = (el.clientWidth - W * z) / 2; ty = (el.clientHeight - H * z) / 2; apply();
   }
   function zoomAt(f, px, py) {
     const nz = Math.min(16, Math.max(0.02, z * f));
+    fitted = false;
     tx = px - (px - tx) * nz / z; ty = py - (py - ty) * nz / z; z = nz; apply();
   }
   el.addEventListener('wheel', (e) => {
@@ -302,13 +308,13 @@ const viewer = (() => {
     } else if (drag === 'split') {
       split = Math.min(1, Math.max(0, (e.clientX - r.left) / el.clientWidth)); apply();
     } else {
-      tx += e.clientX - prev.x; ty += e.clientY - prev.y; apply();
+      tx += e.clientX - prev.x; ty += e.clientY - prev.y; fitted = false; apply();
     }
     pointers.set(e.pointerId, { x: e.clientX, y: e.clientY });
   });
   const up = (e) => { pointers.delete(e.pointerId); if (!pointers.size) { drag = null; el.classList.remove('panning'); } };
   el.addEventListener('pointerup', up); el.addEventListener('pointercancel', up);
-  window.addEventListener('resize', () => apply());
+  window.addEventListener('resize', () => (fitted ? fit() : apply()));
   $('zoom-fit').onclick = fit;
   $('zoom-1').onclick = () => zoomAt(1 / z, el.clientWidth / 2, el.clientHeight / 2);
   $('zoom-in').onclick = () => zoomAt(1.5, el.clientWidth / 2, el.clientHeight / 2);
@@ -318,7 +324,7 @@ const viewer = (() => {
     focus([x0, y0, x1, y1], s) {  // a face at full resolution (or as large as fits)
       z = Math.min(4, Math.max(1, el.clientHeight / (3 * (y1 - y0) * s)));
       tx = el.clientWidth / 2 - (x0 + x1) / 2 * s * z; ty = el.clientHeight / 2 - (y0 + y1) / 2 * s * z;
-      split = 0.5; apply(); el.scrollIntoView({ behavior: 'smooth', block: 'center' });
+      split = 0.5; fitted = false; apply(); el.scrollIntoView({ behavior: 'smooth', block: 'center' });
     },
   };
 })();

@@ -23,7 +23,7 @@ import urllib.error
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ELEMENT = "element-6066-11e4-a52e-4a4e27b7a1b2"
+ELEMENT = "element-6066-11e4-a52e-4f735466cecf"
 SKIP = 77
 
 
@@ -62,7 +62,10 @@ class Browser:
         self.cmd("POST", "/url", {"url": url})
 
     def find(self, css):
-        return self.cmd("POST", "/element", {"using": "css selector", "value": css})[ELEMENT]
+        v = self.cmd("POST", "/element", {"using": "css selector", "value": css})
+        if not isinstance(v, dict) or ELEMENT not in v:
+            raise AssertionError(f"no element {css}: {v}")
+        return v[ELEMENT]
 
     def send_file(self, css, path):
         self.cmd("POST", f"/element/{self.find(css)}/value", {"text": path})
