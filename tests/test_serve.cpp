@@ -115,9 +115,12 @@ TEST(ServeApi, UploadPollFetchDelete) {
 }
 
 // Detect-only jobs (what the page runs when a photo is dropped) list the faces without an image.
-TEST(ServeApi, DetectJobListsFaces) {
+// A finished job expires after the TTL, and its folder goes with it.
+TEST(ServeApi, DetectJobListsFacesThenExpires) {
   F2S_REQUIRE_SERVE();
-  Fixture fx("detect");
+  ServeOptions o;
+  o.job_ttl_s = 3;
+  Fixture fx("detect", o);
   httplib::Client cli("127.0.0.1", fx.server->port());
   auto post = cli.Post("/api/jobs", httplib::MultipartFormDataItems{{"image", read_file(example_path()), "solvay.jpg", "image/jpeg"},
                                                                     {"options", R"({"mode":"detect"})", "", ""}});
@@ -131,6 +134,13 @@ TEST(ServeApi, DetectJobListsFaces) {
   EXPECT_EQ(done["faces"][0]["box"].size(), 4u);
   EXPECT_FALSE(done.contains("result_url"));
   EXPECT_EQ(cli.Get("/api/jobs/" + id + "/result")->status, 409);
+  EXPECT_EQ(fx.job_folders(), 1);
+  const auto t0 = std::chrono::steady_clock::now();
+  while (cli.Get("/api/jobs/" + id)->status == 200 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(30))
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(cli.Get("/api/jobs/" + id)->status, 404) << "the job did not expire";
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2)) << "it expired before its TTL";
+  EXPECT_EQ(fx.job_folders(), 0);
 }
 
 // Every refusal is a 4xx with a JSON message that says what was wrong, and nothing is queued.
