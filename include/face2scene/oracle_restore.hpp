@@ -55,7 +55,9 @@ class OracleRestorer {
   torch::Tensor tokens(const torch::Tensor& code_map) const;
   // lq [B,3,H,W] in [0,1] -> restored [B,3,sH,sW] float32 on the CPU, clamped. scale 4 or 1.
   // Tiled or not, the same result up to float rounding (within 50 dB PSNR / 2/255 at the seams).
-  torch::Tensor restore(const torch::Tensor& lq, const torch::Tensor& tokens, int scale) const;
+  // `on_tile(done, total)` reports the tiles as they finish (progress).
+  torch::Tensor restore(const torch::Tensor& lq, const torch::Tensor& tokens, int scale,
+                        const std::function<void(int, int)>& on_tile = nullptr) const;
   Image restore(const Image& lq, const torch::Tensor& tokens, int scale) const;
   bool blind_model() const { return blind_; }
   RealEsrganModel backbone() const { return net_->options.backbone; }

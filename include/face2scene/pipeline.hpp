@@ -168,6 +168,11 @@ struct Face2SceneOptions {
   bool detail_transfer = true;
   bool paste_faces = true;     // false: the scene restorer's output without pasted faces
   bool scene = true;           // false: faces only, pasted back at ×1 (restore-face)
+  // Called on the calling thread as restore() enters each stage ("detect", "identity", "faces",
+  // "oracle", "scene", "paste", "done") with done = 0, total = 1, and per scene-restorer tile
+  // ("scene", tiles done, tiles in all), so a host (the web server) can show progress. It may
+  // throw to abandon the run (the server's cancel and shutdown): the exception leaves restore().
+  std::function<void(const std::string& stage, int done, int total)> on_progress;
 };
 
 struct FaceResult {

@@ -133,7 +133,8 @@ AdapterStats OracleRestorer::image_stats(const torch::Tensor& x, const torch::Te
   return net_->adapter_stats(small, tokens, scale);
 }
 
-torch::Tensor OracleRestorer::restore(const torch::Tensor& lq_in, const torch::Tensor& tokens_in, int scale) const {
+torch::Tensor OracleRestorer::restore(const torch::Tensor& lq_in, const torch::Tensor& tokens_in, int scale,
+                                      const std::function<void(int, int)>& on_tile) const {
   torch::NoGradGuard ng;
   if (scale != 4 && scale != 1) throw ArgumentError("scene restorer: scale must be 4 or 1");
   auto x = (lq_in.dim() == 3 ? lq_in.unsqueeze(0) : lq_in).to(options_.device, options_.dtype);
@@ -161,12 +162,12 @@ torch::Tensor OracleRestorer::restore(const torch::Tensor& lq_in, const torch::T
   const AdapterStats* use = fixed ? &stats : nullptr;
   if (scale == 4) {
     auto fn = [&](const torch::Tensor& t) { return net_->forward(t, tokens, 4, use).to(torch::kFloat32); };
-    return run_tiled(x, 4, tiles, fn).clamp_(0, 1).cpu();
+    return run_tiled(x, 4, tiles, fn, on_tile).clamp_(0, 1).cpu();
   }
   auto fn = [&](const torch::Tensor& t) {
     return torch::pixel_unshuffle(net_->forward(torch::pixel_shuffle(t, 4), tokens, 1, use), 4).to(torch::kFloat32);
   };
-  auto y = torch::pixel_shuffle(run_tiled(torch::pixel_unshuffle(x, 4), 1, tiles, fn), 4);
+  auto y = torch::pixel_shuffle(run_tiled(torch::pixel_unshuffle(x, 4), 1, tiles, fn, on_tile), 4);
   return y.slice(2, 0, h).slice(3, 0, w).clamp_(0, 1).cpu();
 }
 

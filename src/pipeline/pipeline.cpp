@@ -225,8 +225,12 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
     res.warnings.push_back(w);
   };
   const torch::Tensor x = image_to_tensor(image, torch::kCPU, torch::kFloat32, /*rgb=*/true);
+  auto stage = [&](const char* name, int done = 0, int total = 1) {
+    if (options.on_progress) options.on_progress(name, done, total);
+  };
 
   // ---- detect, landmarks (FaceDetector::detect runs both) ----
+  stage("detect");
   auto t0 = Clock::now();
   std::vector<DetectedFace> detected;
   if (image.width >= geometry_.min_face && image.height >= geometry_.min_face) detected = m_->detector->detect(image);
@@ -285,6 +289,7 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
   res.timings.align = since(t0);
 
   // ---- identity: descriptors and matching ----
+  stage("identity");
   t0 = Clock::now();
   const bool use_refs = !options.blind && !references.empty();
   if (!options.face_refs.empty() && !use_refs) {
@@ -341,6 +346,7 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
   res.timings.identity = since(t0);
 
   // ---- Ref-FR, batched per person (blind faces together) ----
+  stage("faces");
   t0 = Clock::now();
   {
     const FaceRestorer& blind_model = m_->ref_fr_blind ? *m_->ref_fr_blind : *m_->ref_fr;
@@ -405,6 +411,7 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
     res.degradation_words = "not read (faces only)";
   } else {
     // ---- FaDeX: one code for the photo ----
+    stage("oracle");
     t0 = Clock::now();
     torch::Tensor tokens;
     const OracleRestorer* scene = m_->scene.get();
@@ -477,14 +484,16 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
     res.timings.fadex = since(t0);
 
     // ---- the scene restorer ----
+    stage("scene");
     t0 = Clock::now();
-    y = scene->restore(x.unsqueeze(0), tokens, rscale)[0];
+    y = scene->restore(x.unsqueeze(0), tokens, rscale, [&](int done, int total) { stage("scene", done, total); })[0];
     if (options.scale == 2) y = F::avg_pool2d(y.unsqueeze(0), F::AvgPool2dFuncOptions(2))[0];
     res.models.push_back(scene == m_->scene.get() ? m_->scene_path : m_->scene_blind_path);
     res.timings.restorer = since(t0);
   }
 
   // ---- paste the restored faces back at the output scale ----
+  stage("paste");
   t0 = Clock::now();
   if (options.paste_faces && !work.empty()) {
     const double ps = FaceGeometry::paste_scale(out_scale);
@@ -527,6 +536,7 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
     set_alpha_from_tensor(res.image, a[0].clamp(0, 1));
   }
   res.timings.total = since(t_total);
+  stage("done", 1, 1);
   return res;
 }
 
