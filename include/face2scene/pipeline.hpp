@@ -52,9 +52,12 @@ struct FaceGeometry {
   // The identity descriptor's alignment (make_descriptor_fn aligns at 512; crop_for_descriptor takes
   // any FFHQ-aligned square, so restored 128² faces are described without a second warp).
   int64_t descriptor_size = 512;
-  // Faces whose detector box is smaller than this (pixels of the photo) are skipped: below it the
-  // landmarks, and so the alignment, are guesses.
-  int min_face = 16;
+  // Faces whose detector box is smaller than this (pixels of the photo) are skipped. The detector
+  // finds faces down to its DetectOptions::min_face by scanning an upsampled copy, and landmarks
+  // are fitted on that copy; Ref-FR was trained on faces downscaled up to ×16 (8 px of a 128²
+  // face), so a face of 8 px or more is cut at its own resolution and restored (docs/pipeline.md,
+  // "Small faces", measures 12–17 px faces of Solvay 1927 degraded ×4).
+  int min_face = 8;
   // The largest aligned side a pasted face is built at (output pixels); beyond it the paste itself
   // shrinks it (antialiased): bounds memory for huge faces.
   int64_t max_paste_side = 1024;
@@ -147,7 +150,14 @@ struct Face2SceneConfig {
   // of 12–128 px, read at their own size: docs/pipeline.md "Face scale"), else fadex.safetensors (v1).
   std::string fadex;
   TileOptions tiles{256, 32, 12};        // the scene restorer's tiles (input pixels; 0 = whole image)
-  DetectOptions detect{};
+  // Faces from 12 px up are looked for (the photo is upsampled 80/12 ≈ 6.7× for HOG, within
+  // DetectOptions::max_detect_pixels): a group photo degraded ×4 has faces of 12–17 px.
+  DetectOptions detect = default_detect_options();
+  static DetectOptions default_detect_options() {
+    DetectOptions d;
+    d.min_face = 12;
+    return d;
+  }
   bool load_scene_restorer = true;  // false: faces only (restore-face)
 };
 
@@ -167,6 +177,10 @@ struct Face2SceneOptions {
   // Above Ref-FR's resolution, keep the scene restorer's detail (docs/pipeline.md).
   bool detail_transfer = true;
   bool paste_faces = true;     // false: the scene restorer's output without pasted faces
+  // Give each pasted face the scene restorer's broad tone (its difference to the scene output,
+  // low-passed at 1/12 of the face square, is added), so the paste leaves no colour or brightness
+  // step at its border (docs/pipeline.md, "The paste border"). false: Ref-FR's tone as it is.
+  bool match_paste_tone = true;
   bool scene = true;           // false: faces only, pasted back at ×1 (restore-face)
   // Called on the calling thread as restore() enters each stage ("detect", "identity", "faces",
   // "oracle", "scene", "paste", "done") with done = 0, total = 1, and per scene-restorer tile
@@ -178,6 +192,7 @@ struct Face2SceneOptions {
 struct FaceResult {
   int index = 0;             // detection order (largest first)
   FaceBox box;               // in the input photo
+  Similarity transform;      // photo → FFHQ frame at FaceGeometry::face_size (set when aligned)
   float score = 0.f;         // detector score (HOG SVM margin)
   bool landmarks_ok = false;
   std::string status;        // "restored", or "skipped: <why>"

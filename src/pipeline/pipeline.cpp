@@ -74,6 +74,72 @@ void paste_in_place(torch::Tensor& y, const torch::Tensor& face, const Similarit
   region.copy_(paste_face(region, face, local, PasteOptions{}, 1.0));
 }
 
+// align_face on the face's footprint only: align_face reflects the border of whatever it is given,
+// so it is given the footprint plus a margin (the reflection then differs only where the square
+// leaves the photo, as on the whole image when the footprint touches the photo's edge).
+torch::Tensor align_face_region(const torch::Tensor& y, const Similarity& out_to_aligned, int64_t side) {
+  const Similarity back = out_to_aligned.inverse();
+  double x0 = 1e30, y0 = 1e30, x1 = -1e30, y1 = -1e30;
+  for (double u : {-0.5, side - 0.5})
+    for (double v : {-0.5, side - 0.5}) {
+      const Point2f p = back.apply({static_cast<float>(u), static_cast<float>(v)});
+      x0 = std::min<double>(x0, p.x), x1 = std::max<double>(x1, p.x);
+      y0 = std::min<double>(y0, p.y), y1 = std::max<double>(y1, p.y);
+    }
+  const int64_t H = y.size(1), W = y.size(2);
+  const int64_t rx0 = std::clamp<int64_t>(static_cast<int64_t>(std::floor(x0)) - 4, 0, W - 1);
+  const int64_t ry0 = std::clamp<int64_t>(static_cast<int64_t>(std::floor(y0)) - 4, 0, H - 1);
+  const int64_t rx1 = std::clamp<int64_t>(static_cast<int64_t>(std::ceil(x1)) + 5, rx0 + 1, W);
+  const int64_t ry1 = std::clamp<int64_t>(static_cast<int64_t>(std::ceil(y1)) + 5, ry0 + 1, H);
+  // Footprint inside the photo: the crop is the same as on the whole image. Otherwise (the square
+  // leaves the photo) the whole image, so the reflection is the photo's own.
+  if (rx0 > 0 && ry0 > 0 && rx1 < W && ry1 < H) {
+    const auto& m = out_to_aligned;
+    const Similarity local{m.a, m.b, m.tx + m.a * rx0 - m.b * ry0, m.ty + m.b * rx0 + m.a * ry0};
+    return align_face(y.slice(1, ry0, ry1).slice(2, rx0, rx1), local, static_cast<int>(side)).image;
+  }
+  return align_face(y, out_to_aligned, static_cast<int>(side)).image;
+}
+
+// The broad tone of a face square's difference [3,N,N]: Gaussian low-pass with σ = N/12, computed on
+// a 48² copy (area down, blur, bicubic up), so its cost does not grow with the square. σ = N/12 is
+// about the width of the paste's blend band (PasteOptions::feather = 0.12 N): the correction
+// follows the border sector by sector, while eyes, mouth and nose (structures of N/8 and finer)
+// stay Ref-FR's.
+torch::Tensor low_pass(const torch::Tensor& d) {
+  const int64_t N = d.size(-1), n = 48;
+  auto a = resize(d, n, n).unsqueeze(0);
+  const double sigma = double(n) / 12.0;
+  const int64_t r = static_cast<int64_t>(std::ceil(3 * sigma));
+  auto k = torch::arange(-r, r + 1, torch::kFloat32).div(sigma).pow(2).mul(-0.5).exp();
+  k = k.div(k.sum());
+  const int64_t C = a.size(1);
+  a = F::pad(a, F::PadFuncOptions({r, r, r, r}).mode(torch::kReflect));
+  a = F::conv2d(a, k.view({1, 1, 1, -1}).expand({C, 1, 1, 2 * r + 1}), F::Conv2dFuncOptions().groups(C));
+  a = F::conv2d(a, k.view({1, 1, -1, 1}).expand({C, 1, 2 * r + 1, 1}), F::Conv2dFuncOptions().groups(C));
+  return F::interpolate(a, F::InterpolateFuncOptions()
+                               .size(std::vector<int64_t>{N, N})
+                               .mode(torch::kBicubic)
+                               .align_corners(false))[0];
+}
+
+// The output tensor [3,H,W] → an Image with `channels` (1: BT.601 luma) and `bit_depth`, a band of
+// rows at a time: tensor_to_image on the whole of a ×4 output of a 4 MP photo (64 MP) held four
+// float copies at once (clamp, scale, round, int), 3 GB on top of the output itself.
+Image to_image_in_bands(const torch::Tensor& y, int channels, int bit_depth) {
+  const int64_t H = y.size(1), W = y.size(2);
+  Image out(static_cast<int>(W), static_cast<int>(H), channels, bit_depth);
+  const int64_t band = std::max<int64_t>(1, (1 << 22) / std::max<int64_t>(W, 1));  // ~4 M pixels
+  for (int64_t r0 = 0; r0 < H; r0 += band) {
+    const int64_t r1 = std::min(H, r0 + band);
+    auto t = y.slice(1, r0, r1).clamp(0, 1);
+    if (channels == 1) t = (0.299 * t[0] + 0.587 * t[1] + 0.114 * t[2]).unsqueeze(0);
+    const Image part = tensor_to_image(t, bit_depth);
+    std::copy(part.data.begin(), part.data.end(), out.data.begin() + r0 * W * channels);
+  }
+  return out;
+}
+
 // One face on its way through the pipeline.
 struct Work {
   size_t result = 0;             // index into Face2SceneResult::faces
@@ -265,6 +331,7 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
                            std::vector<Point2f>(tmpl.begin(), tmpl.end()), true);
       w.native = FaceGeometry::native_side(w.t, S);
       fr.native_side = w.native;
+      fr.transform = w.t;
       // Cut at the face's own resolution, then bicubic to S: the resize Ref-FR was trained with.
       const double cut = geometry_.ref_fr_max_cut > 0 ? std::min<double>(w.native, double(geometry_.ref_fr_max_cut))
                                                       : w.native;
@@ -497,8 +564,11 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
   t0 = Clock::now();
   if (options.paste_faces && !work.empty()) {
     const double ps = FaceGeometry::paste_scale(out_scale);
-    // Detail comes from the scene restorer's output, not from faces pasted before (they may overlap).
-    const torch::Tensor scene_out = options.scene && options.detail_transfer ? y.clone() : y;
+    // Every face is built from the scene restorer's output before any is pasted (faces may
+    // overlap, and detail must not come from a face pasted before). Building them all first
+    // instead of keeping a copy of the whole output bounds memory by the faces' squares: at ×4 of
+    // a 4 MP photo the copy alone was 768 MB.
+    std::vector<std::pair<torch::Tensor, Similarity>> built;
     for (const auto& w : work) {
       auto& fr = res.faces[w.result];
       const int64_t want = std::llround(w.native * ps);
@@ -508,24 +578,30 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
         // lacks: face = up(R) + (scene − up(down(scene))), split at Ref-FR's resolution.
         const int64_t N = std::min<int64_t>(want, geometry_.max_paste_side);
         const Similarity tn = rescale_aligned(w.t, S, N);
-        const auto sc = align_face(scene_out, on_scaled_image(tn, ps), static_cast<int>(N)).image;
+        const auto sc = align_face_region(y, on_scaled_image(tn, ps), N);
         const auto low = resize(resize(sc, S, S), N, N);
-        const auto face = (resize(w.restored, N, N) + (sc - low)).clamp(0, 1);
-        paste_in_place(y, face, tn, ps);
+        auto face = (resize(w.restored, N, N) + (sc - low)).clamp(0, 1);
+        if (options.match_paste_tone) face = (face + low_pass(sc - face)).clamp(0, 1);
+        built.emplace_back(face, tn);
         fr.paste_side = N;
         fr.detail_transfer = true;
       } else {
-        paste_in_place(y, w.restored, w.t, ps);
+        auto face = w.restored;
+        if (options.scene && options.match_paste_tone) {
+          const auto sc = align_face_region(y, on_scaled_image(w.t, ps), S);
+          face = (face + low_pass(sc - face)).clamp(0, 1);
+        }
+        built.emplace_back(face, w.t);
         fr.paste_side = std::min<int64_t>(want, S);
       }
     }
+    for (const auto& [face, t] : built) paste_in_place(y, face, t, ps);
   }
   res.timings.paste = since(t0);
 
   // ---- back to an Image like the input ----
-  y = y.clamp(0, 1);
-  if (image.channels == 1) y = (0.299 * y[0] + 0.587 * y[1] + 0.114 * y[2]).unsqueeze(0);
-  res.image = tensor_to_image(y, image.bit_depth);
+  res.image = to_image_in_bands(y, image.channels, image.bit_depth);
+  y = torch::Tensor();
   if (image.has_alpha()) {
     auto a = alpha_to_tensor(image, torch::kCPU).unsqueeze(0);
     if (out_scale != 1)

@@ -25,7 +25,7 @@ struct RunArgs {
   std::vector<std::string> inputs;
   std::string out, refs, report, models, identity_weights, fadex, device = "auto", dtype = "auto";
   std::vector<std::string> face_refs;
-  int scale = 4, tile = -1, max_faces = 64, min_face = 24;
+  int scale = 4, tile = -1, max_faces = 64, min_face = 12;
   bool blind = false, largest_face = false, skip_existing = false, side_by_side = false, aligned = false,
        no_detail_transfer = false, no_paste = false;
 };
@@ -239,7 +239,7 @@ void add_common(CLI::App* sub, RunArgs& a) {
   sub->add_option("--identity-weights", a.identity_weights, "face-api recognition weights (default: the cache)");
   sub->add_option("--min-face", a.min_face,
                   "Smallest face side (photo pixels) the detector looks for; smaller is slower (the photo is\n"
-                  "upsampled for it). Faces under 16 px are never restored")
+                  "upsampled for it). Faces of 8 px or more are restored")
       ->check(CLI::Range(8, 100000))
       ->capture_default_str();
   sub->add_option("--device", a.device, "auto, cpu, cuda or cuda:N");
