@@ -477,6 +477,7 @@ int main(int argc, char** argv) try {
                 "[--parts solvay,lfw,memory] [--memory-size WxH] [--threads N]\n(see the header of bench/bench_pipeline.cpp)\n");
     return 0;
   }
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress lines reach a log as they happen
   set_num_threads(std::stoi(args.get("--threads", "0")));
   if (args.has("--memory-child")) return memory_child(args);
   const std::string data = args.get("--data", f2s_bench::data_dir());
