@@ -13,6 +13,7 @@
 
 #include "face2scene/core.hpp"
 #include "face2scene/identity.hpp"
+#include "face2scene/oracle.hpp"
 #include "face2scene/pipeline.hpp"
 #include "face2scene/realesrgan.hpp"
 #include "face2scene/ref_fr.hpp"
@@ -313,6 +314,17 @@ TEST(Pipeline, SmallFacesOfAGroupAreFoundAndRestored) {
   EXPECT_GE(r.faces_restored, 10);
   EXPECT_GE(under16, 5);  // most of them are under the old 16 px floor
   EXPECT_TRUE(r.face_code);
+}
+
+// Attention over many queries (the scene restorer's statistics pass over a 1 MP copy of the photo)
+// is computed a block of queries at a time, to bound memory: the blocks give the full result.
+TEST(PipelineMemory, BlockwiseAttentionEqualsTheWholeMatrix) {
+  torch::manual_seed(3);
+  const int64_t nq = 8200, nk = 8192, d = 4;  // 8200 × 8192 scores: over the 2^26 whole-matrix limit
+  const auto q = torch::randn({1, nq, d}), k = torch::randn({1, nk, d}), v = torch::randn({1, nk, d});
+  const auto got = multi_head_attention(q, k, v, 1);
+  const auto want = torch::matmul(torch::softmax(torch::matmul(q, k.transpose(1, 2)) / std::sqrt(double(d)), -1), v);
+  EXPECT_LT((got - want).abs().max().item<float>(), 1e-5f);
 }
 
 TEST(Pipeline, HundredFacesAreBounded) {

@@ -17,8 +17,26 @@ torch::Tensor multi_head_attention(const torch::Tensor& q, const torch::Tensor& 
 #if TORCH_VERSION_MAJOR >= 2
   auto o = at::scaled_dot_product_attention(qh, kh, vh);
 #else
-  auto attn = torch::softmax(torch::matmul(qh, kh.transpose(-2, -1)) / std::sqrt(static_cast<double>(hd)), -1);
-  auto o = torch::matmul(attn, vh);
+  // The score matrix [b,heads,nq,nk] is built a block of queries at a time: the scene restorer's
+  // statistics pass attends from every pixel of a 1 MP copy of the photo, and the whole matrix with
+  // its softmax and scaled copies there was where `restore` of a 4 MP photo peaked (3.0 GB,
+  // bench_pipeline; gdb put the peak in this function). Queries are independent, so the blocks give
+  // the same result.
+  auto attend = [&](const torch::Tensor& qc) {
+    auto attn = torch::softmax(torch::matmul(qc, kh.transpose(-2, -1)) / std::sqrt(static_cast<double>(hd)), -1);
+    return torch::matmul(attn, vh);
+  };
+  // Up to 2^26 scores (256 MB) in one go, else blocks of 2^24 (64 MB).
+  const int64_t per_query = std::max<int64_t>(b * heads * nk, 1);
+  const int64_t block = std::max<int64_t>(1, (int64_t(1) << 24) / per_query);
+  torch::Tensor o;
+  if (nq * per_query <= (int64_t(1) << 26)) {
+    o = attend(qh);
+  } else {
+    std::vector<torch::Tensor> parts;
+    for (int64_t s = 0; s < nq; s += block) parts.push_back(attend(qh.slice(2, s, std::min(nq, s + block))));
+    o = torch::cat(parts, 2);
+  }
 #endif
   return o.transpose(1, 2).reshape({b, nq, d});
 }
