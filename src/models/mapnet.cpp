@@ -19,7 +19,7 @@ torch::Tensor multi_head_attention(const torch::Tensor& q, const torch::Tensor& 
 #else
   // The score matrix [b,heads,nq,nk] is built a block of queries at a time: the scene restorer's
   // statistics pass attends from every pixel of a 1 MP copy of the photo, and the whole matrix with
-  // its softmax and scaled copies there was where `restore` of a 4 MP photo peaked (3.0 GB,
+  // its softmax and scaled copies there was where `restore` of a 4 MP photo peaked (3.07 GB,
   // bench_pipeline; gdb put the peak in this function). Queries are independent, so the blocks give
   // the same result.
   auto attend = [&](const torch::Tensor& qc) {
