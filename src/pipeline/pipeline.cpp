@@ -409,6 +409,14 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
     y = x.clone();
     res.code_rule = "none";
     res.degradation_words = "not read (faces only)";
+  } else if (!options.background.empty()) {
+    if (options.background.width != image.width * out_scale || options.background.height != image.height * out_scale)
+      throw ArgumentError("restore: the given background is " + std::to_string(options.background.width) + "x" +
+                          std::to_string(options.background.height) + ", expected " + std::to_string(image.width * out_scale) +
+                          "x" + std::to_string(image.height * out_scale));
+    y = image_to_tensor(options.background, torch::kCPU, torch::kFloat32, /*rgb=*/true);
+    res.code_rule = "none";
+    res.degradation_words = "not read (scene restored by another model)";
   } else {
     // ---- FaDeX: one code for the photo ----
     stage("oracle");
