@@ -97,6 +97,64 @@ int write_split(const std::string& root, const std::string& path) {
   return 0;
 }
 
+// ---- degradation and detections --------------------------------------------------------------------
+// The degraded input of a case under a condition: a pure function of the ground truth and the
+// names (seeded per set/case/condition; libjpeg on every device), so both machines make the same.
+torch::Tensor degrade_unit(const torch::Tensor& gt, const std::string& set, const std::string& name, const std::string& cond) {
+  const int scale = cond.back() == '1' ? 1 : 4;
+  DegradationSampler sampler(cond.substr(0, cond.size() - 1), mix_seed(20261206, fnv1a(set + "/" + name + "/" + cond)));
+  sampler.set_out_scale(4);
+  sampler.set_keep_size(scale == 1);
+  ApplyOptions ao;
+  ao.jpeg = JpegMode::kCodec;
+  return quantise(apply_degradation(gt.unsqueeze(0), sampler.sample(), ao)[0]);
+}
+std::string pixels_sha(const torch::Tensor& x) {
+  const Image im = tensor_to_image(x);
+  return sha256_hex(std::string(reinterpret_cast<const char*>(im.data.data()), im.data.size() * sizeof(uint16_t)));
+}
+
+// faces.tsv of a packed case: key (gt, ref<i>, a condition, given, given_x4) \t sha256 of the
+// pixels it was detected on \t faces "x0 y0 x1 y1 score has5 10×points5" separated by ';'. The GPU
+// build has no dlib, so the pack carries the detector's answers (made here by the same
+// FaceDetector the pipeline uses) and the run checks that it sees the same pixels.
+using FaceMap = std::map<std::string, std::pair<std::string, std::vector<DetectedFace>>>;
+std::string faces_line(const std::string& key, const std::string& sha, const std::vector<DetectedFace>& faces) {
+  std::ostringstream s;
+  s.precision(9);
+  s << key << "\t" << sha << "\t";
+  for (size_t i = 0; i < faces.size(); ++i) {
+    const auto& f = faces[i];
+    s << (i ? ";" : "") << f.box.x0 << " " << f.box.y0 << " " << f.box.x1 << " " << f.box.y1 << " " << f.score << " " << int(f.has_points5);
+    for (const auto& p : f.points5) s << " " << p.x << " " << p.y;
+  }
+  return s.str() + "\n";
+}
+FaceMap read_faces(const std::string& path) {
+  FaceMap m;
+  std::istringstream in(read_file(path));
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto a = line.find('\t'), b = line.find('\t', a + 1);
+    if (a == std::string::npos || b == std::string::npos) continue;
+    std::vector<DetectedFace> faces;
+    std::istringstream fs(line.substr(b + 1));
+    std::string one;
+    while (std::getline(fs, one, ';')) {
+      std::istringstream v(one);
+      DetectedFace f;
+      int has = 0;
+      v >> f.box.x0 >> f.box.y0 >> f.box.x1 >> f.box.y1 >> f.score >> has;
+      f.has_points5 = has != 0;
+      for (auto& p : f.points5) v >> p.x >> p.y;
+      f.detector = "hog (packed)";
+      if (v) faces.push_back(f);
+    }
+    m[line.substr(0, a)] = {line.substr(a + 1, b - a - 1), faces};
+  }
+  return m;
+}
+
 // ---- the pack ---------------------------------------------------------------------------------
 struct Prep {
   int max_side = 512, real_max_side = 512;
@@ -153,7 +211,9 @@ std::vector<Case> select(std::vector<Case> cases, const std::vector<std::string>
 // Copies/prepares the chosen cases into dir (sources checked against the split), plus the weights
 // the chosen methods need. Returns the packed cases.
 std::vector<Case> make_pack(const std::string& root, const std::string& dir, const std::vector<Case>& cases, const Prep& prep,
-                            const std::vector<std::string>& meths, bool with_weights) {
+                            const std::vector<std::string>& meths, const std::vector<std::string>& conds, bool with_weights) {
+  const FaceDetector det;  // the pipeline's default detector (Face2SceneConfig::detect)
+  Progress progress("bench_inscene pack", int64_t(cases.size()));
   const auto split = read_split(std::string(F2S_REPO_DIR) + "/bench/inscene_split.tsv");
   std::set<std::string> allowed;
   for (const auto& e : split) allowed.insert(e.set + "/" + e.name + "/" + e.path + "/" + e.sha);
@@ -174,11 +234,17 @@ std::vector<Case> make_pack(const std::string& root, const std::string& dir, con
   for (const auto& c : cases) {
     Case p{c.set, c.name, "", "", {}};
     const std::string base = c.set + "/" + c.name + "/";
+    std::string faces;
+    auto detect = [&](const std::string& key, const torch::Tensor& x) { faces += faces_line(key, pixels_sha(x), det.detect(tensor_to_image(x))); };
     if (!c.gt.empty()) {
       const auto bytes = checked(c, c.gt);
       auto gt = prepare_gt(image_to_tensor(decode_image(bytes, c.gt), torch::kCPU, torch::kFloat32, true), prep.max_side);
       p.gt = base + "gt.jpg";
-      put(p.gt, encode_jpeg(tensor_to_image(gt), 95));
+      const std::string enc = encode_jpeg(tensor_to_image(gt), 95);
+      put(p.gt, enc);
+      const auto g = image_to_tensor(decode_image(enc, p.gt), torch::kCPU, torch::kFloat32, true);  // what the run reads
+      detect("gt", g);
+      for (const auto& cond : conds) detect(cond, degrade_unit(g, c.set, c.name, cond));
     }
     if (!c.lq.empty()) {
       auto bytes = checked(c, c.lq);
@@ -193,14 +259,21 @@ std::vector<Case> make_pack(const std::string& root, const std::string& dir, con
         p.lq = base + "lq" + fs::path(c.lq).extension().string();
         put(p.lq, bytes);
       }
+      const auto l = load_rgb(dir + "/" + p.lq);
+      detect("given", l);
+      detect("given_x4", quantise(resize_images(l.unsqueeze(0), l.size(1) * 4, l.size(2) * 4, ResizeMode::kBicubic)[0]));
     }
     for (size_t i = 0; i < c.refs.size(); ++i) {
       p.refs.push_back(base + "refs/ref" + std::to_string(i) + fs::path(c.refs[i]).extension().string());
       put(p.refs.back(), checked(c, c.refs[i]));
+      detect("ref" + std::to_string(i), load_rgb(dir + "/" + p.refs.back()));
     }
+    write_file_atomically(dir + "/" + base + "faces.tsv", faces);
+    progress.advance();
     manifest += manifest_line(p);
     out.push_back(p);
   }
+  progress.finish();
   write_file_atomically(dir + "/manifest.tsv", manifest);
   write_file_atomically(dir + "/checksums.sha256", sums);
   if (with_weights) {
@@ -247,15 +320,20 @@ int main(int argc, char** argv) try {
       throw ArgumentError("--sets: unknown set '" + s + "' (celeba, lfw, people_hq, real)");
   auto meths = split_list(args.get("--methods", "bicubic,esrgan-x4plus,esrgan-x4v3,faces-only,ours-blind,ours-norefs,ours-refs"));
   for (const auto& m : meths)
-    if (method_label(m) == m) throw ArgumentError("--methods: unknown method '" + m + "'");
+    if (std::none_of(methods().begin(), methods().end(), [&](const MethodInfo& x) { return x.key == m; }))
+      throw ArgumentError("--methods: unknown method '" + m + "'");
   const int limit = std::stoi(args.get("--limit", "0"));
   const auto names = split_list(args.get("--cases", ""));
   Prep prep;
   prep.max_side = std::stoi(args.get("--max-side", "512"));
   prep.real_max_side = std::stoi(args.get("--real-max-side", "512"));
+  const auto conds = split_list(args.get("--conds", "mild4,moderate4,severe4,mild1,moderate1,severe1"));
+  for (const auto& c : conds)
+    if (!std::set<std::string>{"mild4", "moderate4", "severe4", "mild1", "moderate1", "severe1"}.count(c))
+      throw ArgumentError("--conds: unknown condition '" + c + "' (mild4, moderate4, severe4, mild1, moderate1, severe1)");
   if (args.has("--pack")) {
     const auto split = read_split(std::string(F2S_REPO_DIR) + "/bench/inscene_split.tsv");
-    const auto cases = make_pack(root, args.get("--pack", ""), select(cases_from_split(split, sets), sets, limit, names), prep, meths, true);
+    const auto cases = make_pack(root, args.get("--pack", ""), select(cases_from_split(split, sets), sets, limit, names), prep, meths, conds, true);
     int64_t total = 0;
     for (const auto& e : fs::recursive_directory_iterator(args.get("--pack", "")))
       if (e.is_regular_file()) total += int64_t(e.file_size());
@@ -294,15 +372,12 @@ int main(int argc, char** argv) try {
         if (std::none_of(chosen.begin(), chosen.end(), [&](const Case& x) { return x.set + "/" + x.name == k; }))
           for (const auto& sc : cases_from_split(split, {c.set}))
             if (sc.name == c.name) all.push_back(sc);
-      make_pack(root, data, all, prep, {"esrgan-x4plus", "esrgan-x4v3"}, true);
+      make_pack(root, data, all, prep, {"esrgan-x4plus", "esrgan-x4v3"}, conds, true);
     }
   }
   rc.data = data;
   auto cases = select(read_manifest(data + "/manifest.tsv"), sets, limit, names);
-  rc.conds = split_list(args.get("--conds", "mild4,moderate4,severe4,mild1,moderate1,severe1"));
-  for (const auto& c : rc.conds)
-    if (!std::set<std::string>{"mild4", "moderate4", "severe4", "mild1", "moderate1", "severe1"}.count(c))
-      throw ArgumentError("--conds: unknown condition '" + c + "' (mild4, moderate4, severe4, mild1, moderate1, severe1)");
+  rc.conds = conds;
   rc.methods = meths;
   if (!args.has("--report-only")) run_cases(rc, cases);
   write_report(rc);

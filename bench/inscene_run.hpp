@@ -81,9 +81,21 @@ torch::Tensor describe_at(const Ctx& c, const torch::Tensor& img, const Detected
   return c.desc->embed(crop_for_descriptor(a.unsqueeze(0))).to(torch::kCPU, torch::kFloat32)[0];
 }
 
-FaceInfo faces_of(const Ctx& c, const torch::Tensor& img) {
+// The detector's answer for these pixels: from the pack's faces.tsv (checked against the pixels'
+// checksum), else detected here (needs dlib).
+std::vector<DetectedFace> detections(const Ctx& c, const FaceMap& fm, const std::string& key, const torch::Tensor& img) {
+  auto it = fm.find(key);
+  if (it != fm.end()) {
+    if (it->second.first != pixels_sha(img))
+      throw Error("faces.tsv '" + key + "' was detected on other pixels than this run made (degradation not reproduced?)");
+    return it->second.second;
+  }
+  if (!c.det) throw Error("no detections for '" + key + "' in the pack and no face detector in this build (dlib): pack with these conditions");
+  return c.det->detect(tensor_to_image(img));
+}
+
+FaceInfo faces_of(const Ctx& c, const std::vector<DetectedFace>& faces, const torch::Tensor& img) {
   FaceInfo fi;
-  auto faces = c.det->detect(tensor_to_image(img));
   for (const auto& f : faces) fi.boxes.push_back(f.box);
   for (const auto& f : faces)
     if (f.has_points5) {
@@ -127,8 +139,8 @@ torch::Tensor run_upscayl(Ctx& c, const std::string& model, const torch::Tensor&
 }
 
 // One method on one degraded input. `cache` keeps the x4plus output for "faces only".
-torch::Tensor run_method(Ctx& c, const std::string& m, const torch::Tensor& lq, int scale, const ReferenceSet* refs, double& secs,
-                         std::map<std::string, std::pair<torch::Tensor, double>>& cache) {
+torch::Tensor run_method(Ctx& c, const std::string& m, const torch::Tensor& lq, int scale, const ReferenceSet* refs,
+                         const std::vector<DetectedFace>& faces, double& secs, std::map<std::string, std::pair<torch::Tensor, double>>& cache) {
   torch::NoGradGuard ng;
   const auto t0 = Clock::now();
   torch::Tensor y;
@@ -143,13 +155,14 @@ torch::Tensor run_method(Ctx& c, const std::string& m, const torch::Tensor& lq, 
     Face2SceneOptions o;
     o.scale = scale;
     o.measure_identity = false;
+    o.faces = faces;
     ReferenceSet none;
     const ReferenceSet* r = &none;
     double extra = 0;
     if (m == "faces-only") {
       if (!cache.count("esrgan-x4plus")) {
         double s = 0;
-        auto bg = run_method(c, "esrgan-x4plus", lq, scale, refs, s, cache);
+        auto bg = run_method(c, "esrgan-x4plus", lq, scale, refs, faces, s, cache);
         cache["esrgan-x4plus"] = {bg, s};
       }
       o.background = tensor_to_image(cache["esrgan-x4plus"].first);
@@ -179,7 +192,7 @@ void run_cases(const RunConfig& rc, const std::vector<Case>& cases) {
   c.lpips = std::make_unique<metrics::Lpips>(w, rc.device);
   c.niqe = std::make_unique<metrics::Niqe>(w + "/niqe/niqe_pris_params.npz");
   c.brisque = std::make_unique<metrics::Brisque>(w + "/brisque");
-  c.det = std::make_unique<FaceDetector>();
+  if (face_detection_available()) c.det = std::make_unique<FaceDetector>();
   const std::string dp = w + "/" + fs::path(default_faceapi_weights_path()).filename().string();
   c.desc_path = fs::exists(dp) ? dp : default_faceapi_weights_path();
   if (FaceDescriptor::available(c.desc_path)) c.desc = std::make_unique<FaceDescriptor>(FaceDescriptor::load(c.desc_path, rc.device));
@@ -228,9 +241,11 @@ void run_cases(const RunConfig& rc, const std::vector<Case>& cases) {
     FaceInfo gf;
     const std::string gdir = rc.out + "/outputs/" + cs.set + "/gt/";
     fs::create_directories(gdir);
+    const std::string fpath = rc.data + "/" + cs.set + "/" + cs.name + "/faces.tsv";
+    const FaceMap fm = fs::exists(fpath) ? read_faces(fpath) : FaceMap{};
     if (!real) {
       gt = load_checked(cs.gt);
-      gf = faces_of(c, gt);
+      gf = faces_of(c, detections(c, fm, "gt", gt), gt);
       if (!fs::exists(gdir + cs.name + ".kid.pt")) torch::save(metrics::kid_features(*c.lpips, gt), gdir + cs.name + ".kid.pt");
     } else {
       given = load_checked(cs.lq);
@@ -238,13 +253,29 @@ void run_cases(const RunConfig& rc, const std::vector<Case>& cases) {
     std::ostringstream boxes;
     std::unique_ptr<ReferenceSet> refs;
     if (!cs.refs.empty() && c.f2s && (want("ours-refs") || want("faces-only"))) {
-      try {
-        refs = std::make_unique<ReferenceSet>(load_reference_set(rc.data + "/" + cs.set + "/" + cs.name + "/refs", c.f2s->detector(), *c.f2s->descriptor()));
-      } catch (const std::exception& e) {
-        log_warn(cs.name + ": references unusable (" + e.what() + "): ours-refs and faces-only skip this case");
+      // As load_reference_set builds it (largest face, aligned at Ref-FR's side and described at
+      // 512), from the packed detections; photos without a face with landmarks are left out.
+      ReferencePersonSet person;
+      person.name = cs.name;
+      for (size_t i = 0; i < cs.refs.size(); ++i) {
+        const auto t = load_checked(cs.refs[i]);
+        const auto f = detections(c, fm, "ref" + std::to_string(i), t);
+        if (f.empty() || !f[0].has_points5) continue;
+        ReferencePhoto ph;
+        ph.file = cs.refs[i];
+        ph.aligned = align_face(t, f[0].points5, int(c.f2s->geometry().face_size)).image.contiguous();
+        ph.descriptor = describe_at(c, t, f[0]);
+        person.photos.push_back(ph);
+      }
+      if (!person.photos.empty()) {
+        refs = std::make_unique<ReferenceSet>();
+        refs->people.push_back(person);
+      } else {
+        log_warn(cs.name + ": no reference photo with a usable face: ours-refs and faces-only skip this case");
       }
     }
     std::map<std::string, std::tuple<torch::Tensor, int, FaceInfo>> units;  // cond -> degraded input, scale, input faces
+    std::map<std::string, std::vector<DetectedFace>> unit_faces;           // cond -> the pipeline's detections of the input
     for (const auto& [cond, m] : todo) {
       if ((m == "ours-refs" || (m == "faces-only" && !cs.refs.empty())) && !refs) {
         progress.advance();
@@ -257,17 +288,14 @@ void run_cases(const RunConfig& rc, const std::vector<Case>& cases) {
         if (real) {
           lq = given;
           auto bic = resize_images(lq.unsqueeze(0), lq.size(1) * 4, lq.size(2) * 4, ResizeMode::kBicubic)[0].clamp(0, 1);
-          inf = faces_of(c, quantise(bic));  // for the identity to the input, at the output's scale
+          const auto b = quantise(bic);
+          inf = faces_of(c, detections(c, fm, "given_x4", b), b);  // for the identity to the input, at the output's scale
         } else {
           scale = cond.back() == '1' ? 1 : 4;
-          DegradationSampler sampler(cond.substr(0, cond.size() - 1), mix_seed(20261206, fnv1a(cs.set + "/" + cs.name + "/" + cond)));
-          sampler.set_out_scale(4);
-          sampler.set_keep_size(scale == 1);
-          ApplyOptions ao;
-          ao.jpeg = JpegMode::kCodec;
-          lq = quantise(apply_degradation(gt.unsqueeze(0), sampler.sample(), ao)[0]);
+          lq = degrade_unit(gt, cs.set, cs.name, cond);
         }
         units[cond] = {lq, scale, inf};
+        unit_faces[cond] = detections(c, fm, cond, lq);
         const std::string lp = out_path(rc, cs.set, cond, "input", cs.name, ".png");
         fs::create_directories(fs::path(lp).parent_path());
         write_image(lp, tensor_to_image(lq));
@@ -276,8 +304,10 @@ void run_cases(const RunConfig& rc, const std::vector<Case>& cases) {
       std::map<std::string, std::pair<torch::Tensor, double>> cache;
       Row row;
       row.set = cs.set, row.name = cs.name, row.cond = cond, row.method = m;
-      auto y = run_method(c, m, lq, scale, refs.get(), row.seconds, cache);
+      auto y = run_method(c, m, lq, scale, refs.get(), unit_faces[cond], row.seconds, cache);
       const Image yi = tensor_to_image(y);
+      const std::string op = out_path(rc, cs.set, cond, m, cs.name, ".png");
+      fs::create_directories(fs::path(op).parent_path());
       if (!real) {
         const Image gi = tensor_to_image(gt);
         metrics::PixelOptions po;
@@ -298,8 +328,6 @@ void run_cases(const RunConfig& rc, const std::vector<Case>& cases) {
       }
       row.niqe = (*c.niqe)(yi);
       row.brisque = (*c.brisque)(yi);
-      const std::string op = out_path(rc, cs.set, cond, m, cs.name, ".png");
-      fs::create_directories(fs::path(op).parent_path());
       WriteOptions wo;
       wo.png_level = 1;
       write_image(op, yi, wo);

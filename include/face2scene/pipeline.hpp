@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -178,6 +179,9 @@ struct Face2SceneOptions {
   // No degradation code is read and the scene restorer does not run; the restored faces are
   // pasted onto this image (detail transfer taken from it when on). Size must be scale × input.
   Image background;
+  // When set: the faces of this image as found elsewhere (FaceDetector::detect with landmarks, e.g.
+  // on a machine that has dlib, for a build without it); the detector is not run.
+  std::optional<std::vector<DetectedFace>> faces;
 };
 
 struct FaceResult {
