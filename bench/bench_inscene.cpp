@@ -7,7 +7,8 @@
 //   bench_inscene --write-split bench/inscene_split.tsv [--data ../shared/data]
 //   bench_inscene --pack DIR [--data ../shared/data] [--sets S,...] [--limit N] [--cases a,b] [--methods M,...]
 //   bench_inscene --sets S,... --methods M,... -o DIR [--data DIR] [--conds mild4,...] [--limit N] [--cases a,b]
-//                 [--device cpu|cuda] [--models weights] [--md docs/BENCHMARKS.md] [--report-only]
+//                 [--device cpu|cuda] [--models weights] [--md docs/BENCHMARKS.md] [--docs-images docs/images]
+//                 [--note docs/benchmarks_note.md] [--upscayl-bin F --upscayl-models DIR] [--report-only]
 //
 // Sets: celeba, lfw, people_hq, real (bench/inscene_bench_util.hpp says which files). Every input's
 // sha256 must be in bench/inscene_split.tsv, which --write-split makes from the held-out lists
@@ -220,6 +221,12 @@ std::vector<Case> make_pack(const std::string& root, const std::string& dir, con
   fs::create_directories(dir);
   std::string manifest = "# bench_inscene pack: set, case, ground truth, degraded input, references (paths in this folder)\n", sums;
   std::vector<Case> out;
+  // A pack grows: cases already in it are kept as they are.
+  std::set<std::string> have;
+  if (fs::exists(dir + "/manifest.tsv")) {
+    for (const auto& c : read_manifest(dir + "/manifest.tsv")) have.insert(c.set + "/" + c.name), manifest += manifest_line(c), out.push_back(c);
+    sums = read_file(dir + "/checksums.sha256");
+  }
   auto checked = [&](const Case& c, const std::string& p) {
     const std::string bytes = read_file(root + "/" + p);
     if (!allowed.count(c.set + "/" + c.name + "/" + p + "/" + sha256_hex(bytes)))
@@ -232,6 +239,10 @@ std::vector<Case> make_pack(const std::string& root, const std::string& dir, con
     sums += sha256_hex(bytes) + "  " + rel_out + "\n";
   };
   for (const auto& c : cases) {
+    if (have.count(c.set + "/" + c.name)) {
+      progress.advance();
+      continue;
+    }
     Case p{c.set, c.name, "", "", {}};
     const std::string base = c.set + "/" + c.name + "/";
     std::string faces;
@@ -276,7 +287,7 @@ std::vector<Case> make_pack(const std::string& root, const std::string& dir, con
   progress.finish();
   write_file_atomically(dir + "/manifest.tsv", manifest);
   write_file_atomically(dir + "/checksums.sha256", sums);
-  if (with_weights) {
+  if (with_weights && !fs::exists(dir + "/weights/lpips_squeeze.safetensors")) {
     const std::string w = root + "/weights";
     fs::create_directories(dir + "/weights/niqe");
     fs::create_directories(dir + "/weights/brisque");
@@ -351,6 +362,7 @@ int main(int argc, char** argv) try {
   rc.upscayl_models = args.get("--upscayl-models", "");
   rc.md = args.get("--md", "");
   rc.docs_images = args.get("--docs-images", "");
+  rc.note = args.get("--note", "");  // a closing note (prose, no numbers) appended to the report
   std::string cmd;
   for (int i = 0; i < argc; ++i) cmd += (i ? " " : "") + std::string(argv[i]);
   rc.command = cmd;
@@ -359,21 +371,7 @@ int main(int argc, char** argv) try {
     data = out + "/pack";
     const auto split = read_split(std::string(F2S_REPO_DIR) + "/bench/inscene_split.tsv");
     auto chosen = select(cases_from_split(split, sets), sets, limit, names);
-    // Keep what an earlier pack of this output folder holds (a resumed or widened run).
-    std::map<std::string, Case> have;
-    if (fs::exists(data + "/manifest.tsv"))
-      for (const auto& c : read_manifest(data + "/manifest.tsv")) have[c.set + "/" + c.name] = c;
-    std::vector<Case> need;
-    for (const auto& c : chosen)
-      if (!have.count(c.set + "/" + c.name)) need.push_back(c);
-    if (!need.empty() || !fs::exists(data + "/weights")) {
-      auto all = chosen;
-      for (const auto& [k, c] : have)
-        if (std::none_of(chosen.begin(), chosen.end(), [&](const Case& x) { return x.set + "/" + x.name == k; }))
-          for (const auto& sc : cases_from_split(split, {c.set}))
-            if (sc.name == c.name) all.push_back(sc);
-      make_pack(root, data, all, prep, {"esrgan-x4plus", "esrgan-x4v3"}, conds, true);
-    }
+    make_pack(root, data, chosen, prep, {"esrgan-x4plus", "esrgan-x4v3"}, conds, true);  // adds what is new
   }
   rc.data = data;
   auto cases = select(read_manifest(data + "/manifest.tsv"), sets, limit, names);

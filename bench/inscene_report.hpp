@@ -235,6 +235,7 @@ void write_report(const RunConfig& rc) {
     }
   }
   md << "\nThe report alone is rebuilt from the CSV by the same command with `--report-only`.\n";
+  if (!rc.note.empty()) md << "\n" << read_file(rc.note);
   write_file_atomically(rc.out + "/BENCHMARKS.md", md.str());
   if (!rc.md.empty()) write_file_atomically(rc.md, md.str());
   std::printf("bench_inscene: %zu rows; report %s%s\n", rows.size(), (rc.out + "/BENCHMARKS.md").c_str(), rc.md.empty() ? "" : (", " + rc.md).c_str());

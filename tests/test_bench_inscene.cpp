@@ -8,6 +8,7 @@
 #include <random>
 
 #include "../bench/inscene_bench_util.hpp"
+#include "face2scene/degrade.hpp"
 #include "test_util.hpp"
 
 using namespace face2scene;
@@ -126,8 +127,11 @@ TEST(BenchInscene, SplitGuardsEveryFile) {
   EXPECT_EQ(per["real/lq"], 39);
   // No CelebA identity of the split is a Ref-FR training identity.
   const std::string rf = read_file(std::string(F2S_SOURCE_DIR) + "/bench/ref_fr_split.tsv");
-  for (const auto& e : entries)
-    if (e.set == "celeba") EXPECT_EQ(rf.find("train\tceleba_" + e.name.substr(0, 5)), std::string::npos) << e.name;
+  for (const auto& e : entries) {
+    if (e.set != "celeba") continue;
+    EXPECT_EQ(rf.find("train\tceleba_" + e.name.substr(0, 5)), std::string::npos) << e.name;
+    EXPECT_NE(rf.find("test\tceleba_" + e.name.substr(0, 5)), std::string::npos) << e.name;
+  }
   if (!fs::exists(f2s_test::data_dir() + "/" + entries[0].path)) GTEST_SKIP() << "shared data missing";
   for (size_t i = 0; i < entries.size(); i += 17)  // a sample of the checksums against the data
     EXPECT_EQ(sha256_hex(read_file(f2s_test::data_dir() + "/" + entries[i].path)), entries[i].sha) << entries[i].path;
@@ -146,8 +150,8 @@ TEST(BenchInscene, TinyRunWritesRowsAndTables) {
   fs::create_directories(pack + "/people_hq/tiny");
   fs::create_directories(pack + "/real/tiny");
   auto x = image_to_tensor(read_image(face), torch::kCPU, torch::kFloat32, true).unsqueeze(0);
-  auto gt = resize_images(x, 96, 96, ResizeMode::kArea)[0].clamp(0, 1);
-  auto lq = resize_images(x, 40, 40, ResizeMode::kArea)[0].clamp(0, 1);
+  auto gt = resize_images(x, 200, 200, ResizeMode::kArea)[0].clamp(0, 1);  // NIQE needs two 96² blocks
+  auto lq = resize_images(x, 48, 48, ResizeMode::kArea)[0].clamp(0, 1);
   const std::string g = encode_jpeg(tensor_to_image(gt), 95), l = encode_png(tensor_to_image(lq));
   write_file_atomically(pack + "/people_hq/tiny/gt.jpg", g);
   write_file_atomically(pack + "/real/tiny/lq.png", l);
@@ -175,7 +179,7 @@ TEST(BenchInscene, TinyRunWritesRowsAndTables) {
   EXPECT_TRUE(std::isnan(rows[1].psnr));  // no ground truth
   EXPECT_TRUE(std::isfinite(rows[1].brisque));
   const auto out = read_image(dir + "/out/outputs/real/given/esrgan-x4v3/tiny.png");
-  EXPECT_EQ(out.width, 160);
+  EXPECT_EQ(out.width, 192);
   const std::string md = read_file(dir + "/out/BENCHMARKS.md");
   EXPECT_NE(md.find("## Table 2"), std::string::npos);
   EXPECT_NE(md.find("## Table 3"), std::string::npos);
