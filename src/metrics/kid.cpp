@@ -88,19 +88,24 @@ BootstrapCI kid_bootstrap(const std::vector<torch::Tensor>& a, const std::vector
   for (int r = 0; r < resamples; ++r) {
     std::fill(wgt.begin(), wgt.end(), 0.0);
     for (size_t i = 0; i < N; ++i) wgt[pick(rng)] += 1;
-    double m = 0, n = 0, sxx = 0, syy = 0, sxy = 0;
+    // Within a set, a patch is never paired with itself, nor with its own copy when an image is
+    // drawn twice: such pairs are duplicates, not samples, and would bias every resample upwards.
+    double m = 0, n = 0, sxx = 0, syy = 0, sxy = 0, px = 0, py = 0;
     for (size_t i = 0; i < N; ++i) {
       if (wgt[i] == 0) continue;
-      m += wgt[i] * double(na[i]), n += wgt[i] * double(nb[i]);
-      sxx -= wgt[i] * dx[i], syy -= wgt[i] * dy[i];  // a patch is never paired with itself
+      const double wi = wgt[i], dup = wi * (wi - 1);
+      m += wi * double(na[i]), n += wi * double(nb[i]);
+      sxx -= wi * dx[i] + dup * Sxx[i * N + i], syy -= wi * dy[i] + dup * Syy[i * N + i];
+      px -= dup * double(na[i] * na[i]), py -= dup * double(nb[i] * nb[i]);
       for (size_t j = 0; j < N; ++j) {
         if (wgt[j] == 0) continue;
-        const double w = wgt[i] * wgt[j];
+        const double w = wi * wgt[j];
         sxx += w * Sxx[i * N + j], syy += w * Syy[i * N + j], sxy += w * Sxy[i * N + j];
       }
     }
-    if (m < 2 || n < 2) continue;
-    vals.push_back(sxx / (m * (m - 1)) + syy / (n * (n - 1)) - 2 * sxy / (m * n));
+    px += m * (m - 1), py += n * (n - 1);
+    if (px < 1 || py < 1) continue;
+    vals.push_back(sxx / px + syy / py - 2 * sxy / (m * n));
   }
   std::sort(vals.begin(), vals.end());
   auto q = [&](double p) {
