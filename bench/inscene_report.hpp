@@ -102,7 +102,7 @@ void write_report(const RunConfig& rc) {
       if (!fs::exists(fa) || !fs::exists(fb)) continue;
       torch::Tensor x, y;
       torch::load(x, fa), torch::load(y, fb);
-      a.push_back(x), b.push_back(y);
+      a.push_back(metrics::kid_normalise(x)), b.push_back(metrics::kid_normalise(y));  // idempotent
     }
     return metrics::kid_bootstrap(a, b, kid_resamples);
   };
@@ -132,7 +132,7 @@ void write_report(const RunConfig& rc) {
         "over a mask (each layer's distance map weighted by the mask's coverage): face = the face boxes dlib HOG finds on the ground "
         "truth; person = each face box widened to 3 face widths, from half a face above to 7 face heights below (a body region from "
         "the face box, not a segmentation); background = the rest. **KID** = unbiased MMD² (cubic polynomial kernel) between the "
-        "outputs' and the ground truths' **SqueezeNet 1.1** features (fire9, 512-d, average-pooled) on up to 16 224² patches per image "
+        "outputs' and the ground truths' **SqueezeNet 1.1** features (fire9, 512-d, average-pooled, scaled to norm √512 so the kernel is (cos + 1)³) on up to 16 224² patches per image "
         "— not FID's Inception-v3 (absent here); compare methods with each other only. **ID dist→GT**: dlib-ResNet descriptor "
         "distance between the output and the ground truth at the ground truth's largest face (both aligned with the ground truth's "
         "landmarks; < 0.6 = same person). **ID dist→input** (Table 3, no references known for these people): the same between the "
@@ -237,7 +237,10 @@ void write_report(const RunConfig& rc) {
   md << "\nThe report alone is rebuilt from the CSV by the same command with `--report-only`.\n";
   if (!rc.note.empty()) md << "\n" << read_file(rc.note);
   write_file_atomically(rc.out + "/BENCHMARKS.md", md.str());
-  if (!rc.md.empty()) write_file_atomically(rc.md, md.str());
+  if (!rc.md.empty()) {
+    if (fs::absolute(rc.md).has_parent_path()) fs::create_directories(fs::absolute(rc.md).parent_path());
+    write_file_atomically(rc.md, md.str());
+  }
   std::printf("bench_inscene: %zu rows; report %s%s\n", rows.size(), (rc.out + "/BENCHMARKS.md").c_str(), rc.md.empty() ? "" : (", " + rc.md).c_str());
 }
 

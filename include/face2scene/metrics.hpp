@@ -159,12 +159,16 @@ BootstrapCI paired_bootstrap_ci(const std::vector<double>& a, const std::vector<
 // Kernel Inception Distance (Bińkowski et al. 2018): the unbiased MMD² between two sets of
 // features with the cubic polynomial kernel k(x,y) = (x·y/d + 1)³. NOT FID's/KID's Inception-v3
 // (its weights are not available here): the features are the LPIPS SqueezeNet 1.1 backbone's last
-// tap (fire9, 512 channels), global-average-pooled, on 224² patches of each image. Values compare
+// tap (fire9, 512 channels), global-average-pooled, scaled to a fixed norm, on 224² patches of each image. Values compare
 // methods measured the same way; they are not comparable with published KID numbers.
 // Patches: a grid of non-overlapping 224² tiles centred in the image, at most `max_patches`
 // (evenly spread); an image under 224 px on a side is bicubic-upscaled to 224 on that side first.
-// Returns [P,512] float32 on the CPU. image: [3,H,W] in [0,1].
+// The pooled SqueezeNet activations are unbounded (ReLU), which made the cubic kernel explode, so
+// each vector is scaled to norm sqrt(d) (kid_normalise): x·y/d is then their cosine and the kernel
+// (cos + 1)³ lies in [1, 8]. Returns [P,512] float32 on the CPU. image: [3,H,W] in [0,1].
 torch::Tensor kid_features(const Lpips& net, const torch::Tensor& image, int patch = 224, int max_patches = 16);
+// Rows of [P,d] scaled to norm sqrt(d) (idempotent).
+torch::Tensor kid_normalise(const torch::Tensor& features);
 // Unbiased MMD² of two feature sets [m,d] and [n,d] (m, n >= 2).
 double kid(const torch::Tensor& a, const torch::Tensor& b);
 // KID between per-image feature sets (image i of `a` is the same scene as image i of `b`, as for a

@@ -31,7 +31,11 @@ torch::Tensor kid_features(const Lpips& net, const torch::Tensor& image, int pat
   std::vector<torch::Tensor> tiles;
   for (auto [y, xx] : pick) tiles.push_back(x[0].slice(1, y, y + patch).slice(2, xx, xx + patch));
   const auto taps = net.features(torch::stack(tiles));
-  return taps.back().mean({2, 3}).to(torch::kCPU, torch::kFloat32);
+  return kid_normalise(taps.back().mean({2, 3}).to(torch::kCPU, torch::kFloat32));
+}
+
+torch::Tensor kid_normalise(const torch::Tensor& f) {
+  return f / f.norm(2, 1, true).clamp_min(1e-12) * std::sqrt(double(f.size(1)));
 }
 
 namespace {
