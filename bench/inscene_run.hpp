@@ -173,6 +173,9 @@ torch::Tensor run_method(Ctx& c, const std::string& m, const torch::Tensor& lq, 
     } else if (m == "ours-refs") {
       r = refs;
     }
+    // The person is known: the largest face is pinned to them (`--face-refs 0=DIR`), as a user
+    // who gives references would, instead of trusting a descriptor match on a degraded face.
+    if (r != &none && r && !r->people.empty()) o.face_refs[0] = r->people[0].name;
     const auto res = c.f2s->restore(tensor_to_image(lq), *r, o);
     y = image_to_tensor(res.image, torch::kCPU, torch::kFloat32, true);
     secs = since(t0) + extra;
