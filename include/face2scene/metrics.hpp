@@ -77,6 +77,11 @@ class Lpips {
   torch::Tensor forward(const torch::Tensor& a, const torch::Tensor& b) const;
   // The same distance with autograd through the inputs (the network stays frozen): a training loss.
   torch::Tensor distance(const torch::Tensor& a, const torch::Tensor& b) const;
+  // LPIPS over a region: mask [N,1,H,W] (or [1,1,H,W] for all) in [0,1], the images' size. Each
+  // tap's distance map is averaged over the mask area-resized to that tap's grid (weights =
+  // coverage), then the taps are summed, as forward() does with a plain spatial mean; a mask of
+  // ones gives forward(a, b). A mask with no weight at some tap gives NaN. Returns [N].
+  torch::Tensor masked(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& mask) const;
   // The 7 backbone taps (before normalisation) for x in [0,1], [N,3,H,W]; for verification.
   std::vector<torch::Tensor> features(const torch::Tensor& x) const;
   // Writes backbone (torchvision names: features.N.*) and heads (lin{i}.model.1.weight) as fp32
@@ -149,5 +154,28 @@ BootstrapCI bootstrap_mean_ci(const std::vector<double>& values, int resamples =
 // degradation) out of the interval.
 BootstrapCI paired_bootstrap_ci(const std::vector<double>& a, const std::vector<double>& b, int resamples = 2000,
                                 double level = 0.95, uint64_t seed = 1);
+
+// ---- KID (SqueezeNet features) ------------------------------------------------------------
+// Kernel Inception Distance (Bińkowski et al. 2018): the unbiased MMD² between two sets of
+// features with the cubic polynomial kernel k(x,y) = (x·y/d + 1)³. NOT FID's/KID's Inception-v3
+// (its weights are not available here): the features are the LPIPS SqueezeNet 1.1 backbone's last
+// tap (fire9, 512 channels), global-average-pooled, scaled to a fixed norm, on 224² patches of each image. Values compare
+// methods measured the same way; they are not comparable with published KID numbers.
+// Patches: a grid of non-overlapping 224² tiles centred in the image, at most `max_patches`
+// (evenly spread); an image under 224 px on a side is bicubic-upscaled to 224 on that side first.
+// The pooled SqueezeNet activations are unbounded (ReLU), which made the cubic kernel explode, so
+// each vector is scaled to norm sqrt(d) (kid_normalise): x·y/d is then their cosine and the kernel
+// (cos + 1)³ lies in [1, 8]. Returns [P,512] float32 on the CPU. image: [3,H,W] in [0,1].
+torch::Tensor kid_features(const Lpips& net, const torch::Tensor& image, int patch = 224, int max_patches = 16);
+// Rows of [P,d] scaled to norm sqrt(d) (idempotent).
+torch::Tensor kid_normalise(const torch::Tensor& features);
+// Unbiased MMD² of two feature sets [m,d] and [n,d] (m, n >= 2).
+double kid(const torch::Tensor& a, const torch::Tensor& b);
+// KID between per-image feature sets (image i of `a` is the same scene as image i of `b`, as for a
+// method's outputs and their ground truths) with a percentile-bootstrap interval over images:
+// resampled images take all their patches along. Computed from per-image kernel block sums, so a
+// resample costs O(images²). mean = the KID of all images (not the bootstrap mean).
+BootstrapCI kid_bootstrap(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b, int resamples = 1000,
+                          double level = 0.95, uint64_t seed = 1);
 
 }  // namespace face2scene::metrics

@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -187,6 +188,14 @@ struct Face2SceneOptions {
   // ("scene", tiles done, tiles in all), so a host (the web server) can show progress. It may
   // throw to abandon the run (the server's cancel and shutdown): the exception leaves restore().
   std::function<void(const std::string& stage, int done, int total)> on_progress;
+  // When set: the whole photo already restored by another model at the output scale (e.g.
+  // Real-ESRGAN x4plus: the GFPGAN-style "faces only" pipeline that bench_inscene compares with).
+  // No degradation code is read and the scene restorer does not run; the restored faces are
+  // pasted onto this image (detail transfer taken from it when on). Size must be scale × input.
+  Image background;
+  // When set: the faces of this image as found elsewhere (FaceDetector::detect with landmarks, e.g.
+  // on a machine that has dlib, for a build without it); the detector is not run.
+  std::optional<std::vector<DetectedFace>> faces;
 };
 
 struct FaceResult {

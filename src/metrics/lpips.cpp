@@ -110,6 +110,28 @@ torch::Tensor Lpips::distance(const torch::Tensor& a, const torch::Tensor& b) co
   return total;
 }
 
+torch::Tensor Lpips::masked(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& mask) const {
+  torch::NoGradGuard ng;
+  if (a.dim() != 4 || a.sizes() != b.sizes() || a.size(1) != 3)
+    throw ArgumentError("lpips: expected two [N,3,H,W] tensors of the same shape, got " + c10::str(a.sizes()) + " and " +
+                        c10::str(b.sizes()));
+  if (mask.dim() != 4 || mask.size(1) != 1 || mask.size(2) != a.size(2) || mask.size(3) != a.size(3) ||
+      (mask.size(0) != 1 && mask.size(0) != a.size(0)))
+    throw ArgumentError("lpips: the mask must be [N or 1,1,H,W] of the images' size, got " + c10::str(mask.sizes()));
+  const int64_t n = a.size(0);
+  const auto f = taps_of(*impl_, torch::cat({a, b}, 0));
+  const auto m = mask.to(impl_->device, torch::kFloat32).expand({n, 1, a.size(2), a.size(3)});
+  torch::Tensor total = torch::zeros({n}, torch::TensorOptions().device(impl_->device));
+  for (int i = 0; i < kTaps; ++i) {
+    auto unit = f[i] / (f[i].pow(2).sum(1, true).sqrt() + 1e-10);
+    auto d = ((unit.narrow(0, 0, n) - unit.narrow(0, n, n)).pow(2) * impl_->lin[i]).sum(1);  // [N,h,w]
+    // Coverage of each tap cell by the mask: adaptive average pooling = area resize.
+    auto w = torch::adaptive_avg_pool2d(m, {d.size(1), d.size(2)}).squeeze(1);
+    total = total + (d * w).sum({1, 2}) / w.sum({1, 2});  // 0/0 = NaN for an empty region
+  }
+  return total;
+}
+
 double Lpips::operator()(const Image& a, const Image& b) const {
   if (a.width != b.width || a.height != b.height) {
     throw ArgumentError("lpips: sizes differ: " + std::to_string(a.width) + "x" + std::to_string(a.height) + " vs " +

@@ -167,7 +167,13 @@ DegradationSummary weighted_summary(const std::vector<DegradationSummary>& s, co
 }  // namespace
 
 Face2Scene::Face2Scene(const Face2SceneConfig& config) : config_(config), m_(std::make_unique<Models>()) {
-  m_->detector = std::make_unique<FaceDetector>(config.detect);
+  // Without dlib (the GPU build) the caller passes detections (Face2SceneOptions::faces).
+  if (face_detection_available()) {
+    m_->detector = std::make_unique<FaceDetector>(config.detect);
+  } else {
+    load_warnings_.push_back("no face detector in this build (dlib): faces must be given (Face2SceneOptions::faces)");
+    log_warn(load_warnings_.back());
+  }
   const std::string idw = config.identity_weights.empty() ? default_faceapi_weights_path() : config.identity_weights;
   if (FaceDescriptor::available(idw)) {
     m_->descriptor = std::make_unique<FaceDescriptor>(FaceDescriptor::load(idw, config.device));
@@ -223,7 +229,10 @@ Face2Scene::Face2Scene(const Face2SceneConfig& config) : config_(config), m_(std
 
 Face2Scene::~Face2Scene() = default;
 
-const FaceDetector& Face2Scene::detector() const { return *m_->detector; }
+const FaceDetector& Face2Scene::detector() const {
+  if (!m_->detector) throw Error("no face detector in this build (dlib)");
+  return *m_->detector;
+}
 const FaceDescriptor* Face2Scene::descriptor() const { return m_->descriptor.get(); }
 
 namespace {
@@ -299,7 +308,8 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
   stage("detect");
   auto t0 = Clock::now();
   std::vector<DetectedFace> detected;
-  if (image.width >= geometry_.min_face && image.height >= geometry_.min_face) detected = m_->detector->detect(image);
+  if (options.faces) detected = *options.faces;
+  else if (image.width >= geometry_.min_face && image.height >= geometry_.min_face) detected = detector().detect(image);
   res.timings.detect = since(t0);
   res.faces_detected = static_cast<int>(detected.size());
 
@@ -476,6 +486,14 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
     y = x.clone();
     res.code_rule = "none";
     res.degradation_words = "not read (faces only)";
+  } else if (!options.background.empty()) {
+    if (options.background.width != image.width * out_scale || options.background.height != image.height * out_scale)
+      throw ArgumentError("restore: the given background is " + std::to_string(options.background.width) + "x" +
+                          std::to_string(options.background.height) + ", expected " + std::to_string(image.width * out_scale) +
+                          "x" + std::to_string(image.height * out_scale));
+    y = image_to_tensor(options.background, torch::kCPU, torch::kFloat32, /*rgb=*/true);
+    res.code_rule = "none";
+    res.degradation_words = "not read (scene restored by another model)";
   } else {
     // ---- FaDeX: one code for the photo ----
     stage("oracle");

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The InScene-style benchmark (bench_inscene, issue #20) on the GPU machine, which has no shared data
+# and no dlib. Made here first (CPU, dlib; ~1-2 s per case and condition for the face detections):
+#   build/bin/bench_inscene --pack .cache/inscene_pack --conds moderate4,severe4,moderate1 \
+#       [--methods ...]        # ground truths, references, real photos, detections, weights
+# Then, on the device tool: OUT=... bash scripts/gpu/bench_inscene.sh
+# Carry: .deps and .cache/inscene_pack. The run writes to out/inscene_gpu (an ignored folder, kept
+# between calls while the machine stays warm, so a second call resumes) and stops itself after
+# RUN_S seconds (default 500, under the 10-minute call limit); every call then rebuilds the report
+# (--report-only) and copies per_image.csv, BENCHMARKS.md (+ docs/images/inscene_people_hq.png),
+# grids and commands.txt to $OUT. Repeat the call until it prints "bench_inscene: N/N ... done".
+# upscayl-bin rows: METHODS=upscayl-x4plus,upscayl-x4fast E=.cache/esr_gpu_small with .gl carried
+# (the Vulkan loader .debs, as scripts/gpu/realesrgan_speed.sh; E holds upscayl-bin(.gz) and models/).
+# Env: SETS (default celeba,lfw,people_hq,real), METHODS (default all but upscayl), CONDS (default
+# moderate4,severe4,moderate1; must be conditions the pack was made with), LIMIT (images per set,
+# default 0 = all), MODELS (default weights), RUN_S.
+set -uo pipefail
+: "${OUT:?OUT must name the output folder}"
+cd "$(dirname "$0")/../.."
+TARGETS="bench_inscene" bash scripts/gpu-build.sh build-gpu | tail -3
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+PACK=.cache/inscene_pack
+export F2S_WEIGHTS_DIR="$PWD/$PACK/weights"  # Real-ESRGAN bases (general-x4v3 under our restorer, x4plus) from the pack
+UB_ARGS=()
+if [ -n "${E:-}" ]; then
+  for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
+  export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+  UB="$E/upscayl-bin"
+  if [ ! -f "$UB" ] && [ -f "$UB.gz" ]; then gunzip -c "$UB.gz" >/tmp/upscayl-bin; UB=/tmp/upscayl-bin; fi
+  chmod +x "$UB"
+  UB_ARGS=(--upscayl-bin "$UB" --upscayl-models "$E/models")
+fi
+R=out/inscene_gpu
+mkdir -p "$R" docs/images
+ARGS=(--data "$PACK" --device cuda --models "${MODELS:-weights}" --sets "${SETS:-celeba,lfw,people_hq,real}"
+  --methods "${METHODS:-bicubic,esrgan-x4plus,esrgan-x4v3,faces-only,ours-blind,ours-norefs,ours-refs}"
+  --conds "${CONDS:-moderate4,severe4,moderate1}" --limit "${LIMIT:-0}" -o "$R" --md docs/BENCHMARKS.md --docs-images docs/images --note docs/benchmarks_note.md)
+timeout "${RUN_S:-500}" build-gpu/bin/bench_inscene "${ARGS[@]}" "${UB_ARGS[@]}" 2>&1 | grep -v "^frame" | tail -6
+build-gpu/bin/bench_inscene "${ARGS[@]}" --report-only 2>&1 | tail -2
+mkdir -p "$OUT/inscene"
+cp -r "$R/per_image.csv" "$R/BENCHMARKS.md" "$R/commands.txt" "$R/grids" "$OUT/inscene/" 2>/dev/null
+cp docs/BENCHMARKS.md "$OUT/inscene/BENCHMARKS.docs.md"; cp docs/images/inscene_people_hq.png "$OUT/inscene/" 2>/dev/null
+wc -l "$R/per_image.csv"
