@@ -143,6 +143,9 @@ struct Face2SceneConfig {
   TileOptions tiles{256, 32, 12};        // the scene restorer's tiles (input pixels; 0 = whole image)
   DetectOptions detect{};
   bool load_scene_restorer = true;  // false: faces only (restore-face)
+  // The scene restorer's fidelity ↔ invented detail (OracleOptions::realism): 0 = L1-trained
+  // weights (default), 1 = GAN-trained, between = interpolated weights.
+  double realism = 0;
 };
 
 struct Face2SceneOptions {

@@ -139,6 +139,7 @@ Face2Scene::Face2Scene(const Face2SceneConfig& config) : config_(config), m_(std
     o.device = config.device;
     o.dtype = config.device.is_cuda() ? config.dtype : torch::kFloat32;
     o.tiles = config.tiles;
+    o.realism = config.realism;
     m_->scene = std::make_unique<OracleRestorer>(paths, o, /*blind_model=*/false);
     m_->scene_blind = std::make_unique<OracleRestorer>(paths, o, /*blind_model=*/true);
     geometry_.fadex_hq = m_->scene->face_size();

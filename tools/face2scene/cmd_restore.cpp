@@ -26,6 +26,7 @@ struct RunArgs {
   std::string out, refs, report, models, identity_weights, device = "auto", dtype = "auto";
   std::vector<std::string> face_refs;
   int scale = 4, tile = -1, max_faces = 64, min_face = 24;
+  double realism = 0;
   bool blind = false, largest_face = false, skip_existing = false, side_by_side = false, aligned = false,
        no_detail_transfer = false, no_paste = false;
 };
@@ -84,6 +85,7 @@ Face2SceneConfig make_config(const RunArgs& a, bool scene) {
   c.models_dir = a.models;
   c.identity_weights = a.identity_weights;
   c.tiles.tile = a.tile < 0 ? (c.device.is_cuda() ? 512 : 256) : a.tile;
+  c.realism = a.realism;
   c.tiles.overlap = 32;
   c.tiles.margin = 12;
   c.load_scene_restorer = scene;
@@ -258,6 +260,10 @@ Command setup_restore(CLI::App& app, GlobalOptions&) {
   sub->add_flag("--largest-face", a->largest_face, "Read the degradation from the largest face only");
   sub->add_option("--max-faces", a->max_faces, "Restore at most this many faces (the largest); the rest are listed")
       ->check(CLI::Range(0, 100000));
+  sub->add_option("--realism", a->realism,
+                  "Scene restorer: 0 = fidelity (L1-trained, default), 1 = GAN-trained (more invented detail),\n"
+                  "between = interpolated weights; > 0 needs scene_restorer*_gan.safetensors in --models")
+      ->check(CLI::Range(0.0, 1.0));
   sub->add_option("--tile", a->tile, "Scene restorer tile side in input pixels (0 = whole image; -1 = auto: 256 CPU, 512 CUDA)");
   sub->add_flag("--side-by-side", a->side_by_side,
                 "Also write <name>_side_by_side: the input bicubic-upscaled | the result");
