@@ -12,7 +12,8 @@
 #            *train* identities (bench/ref_fr_split.tsv) at 384² (skin, hair, flat studio walls)
 #   w/       the training-time weights the GPU machine lacks: realesr-general-x4v3 (the frozen base,
 #            BSD-3-Clause, from the weights cache) and the LPIPS-squeeze weights (lpips_v0.1 +
-#            squeezenet from ../shared/data/weights): one carry path for scripts/gpu/train_gan.sh
+#            squeezenet from ../shared/data/weights), and NIQE/BRISQUE's models for bench_oracle
+#            --metric-weights: one carry path for scripts/gpu/train_gan.sh and the benchmark
 # Natural bokeh in these photos stays content: it is in the clean target and degraded on top.
 # Every source file is checked against bench/heldout.sha256; the trainer checks again.
 # Usage: scripts/pack_gan_data.sh [OUT=.cache/train_gan]   (DATA=../shared/data by default)
@@ -50,5 +51,6 @@ mkdir -p "$OUT/w"
 base=${F2S_CACHE:-$HOME/.cache/face2scene}/weights/realesr-general-x4v3.safetensors
 [ -f "$base" ] || { echo "pack: $base not found (scripts/install_models.sh)" >&2; exit 1; }
 cp "$base" "$OUT/w/"
-cp -r "$DATA/weights/lpips_v0.1" "$DATA/weights/squeezenet1_1_torchvision_ncnn_fp16" "$OUT/w/"
+cp -r "$DATA/weights/lpips_v0.1" "$DATA/weights/squeezenet1_1_torchvision_ncnn_fp16" "$DATA/weights/brisque" "$OUT/w/"
+mkdir -p "$OUT/w/niqe" && cp "$DATA/weights/niqe/niqe_pris_params.npz" "$OUT/w/niqe/"  # bench_oracle --metric-weights
 echo "pack: $(ls "$OUT/faces" | wc -l) faces, $(ls "$OUT/scenes" | wc -l) scenes, $(ls "$OUT/people" | wc -l) people photos, $(du -sh "$OUT" | cut -f1) in $OUT"
