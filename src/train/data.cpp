@@ -205,8 +205,9 @@ torch::Tensor add_shallow_dof(const torch::Tensor& hq, double prob, torch::Gener
       m = (((ys - cy).pow(2) + (xs - cx).pow(2)).sqrt() - radius) / edge;
     } else {
       // Sharp below the line (near), blurred above it (far), or the other way round.
+      // The line stays in the middle half, so both sides are in the crop.
       const double sign = ui[6].item<double>() < 0.7 ? 1.0 : -1.0;
-      m = (cy - ys).mul(sign).expand({h, w}) / edge;
+      m = ((0.25 + 0.5 * cy) * double(h) / double(std::max(h, w)) - ys).mul(sign).expand({h, w}) / edge;
     }
     m = m.clamp(0, 1).view({1, 1, h, w});
     out[i].copy_((x * (1 - m) + blurred * m).squeeze(0));
