@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Packs the training data of the GAN fine-tuning of the scene restorer (issue 21) into
-# .cache/train_gan (ignored by git; carried to the GPU machine beside the 34 MB tree, so it must
-# stay under ~25 MB):
+# .cache/train_gan (ignored by git; carried to the GPU machine beside the tree, 40 MB of tracked
+# files, and .deps, 2.5 MB, within the 64 MiB carry: it must stay under ~20 MB):
 #   faces/   LFW deep-funneled training persons (every 10th person held out, as
 #            pack_training_data.sh), every 4th person, centre 128² crop (what the
 #            trainer's --face-crop 128 takes; FaDeX reads the degradation code from these), JPEG q95
-#   scenes/  BSDS500 train, every 3rd photo, as is (natural textures)
+#   scenes/  BSDS500 train, every 4th photo, as is (natural textures)
 #   people/  whole-photo crop sources, drawn with --people-fraction and cropped at random scales:
 #            scenes/people_hq training photos (every 3rd held out, as pack_training_data.sh) at
 #            <= 1024 px, and the Face Research Lab London/Canada faces (CC BY 4.0) of the Ref-FR
@@ -35,16 +35,16 @@ i=0; find "$DATA/faces/lfw" -mindepth 1 -maxdepth 1 -type d | LC_ALL=C sort | wh
     check "$f"; convert "$f" -gravity center -crop 128x128+0+0 +repage -quality 95 "$OUT/faces/$(basename "${f%.*}").jpg"; done; fi
   i=$((i + 1)); done
 i=0; list_images "$DATA/natural/train" | while read -r f; do
-  if [ $((i % 3)) -eq 0 ]; then check "$f"; cp "$f" "$OUT/scenes/"; fi; i=$((i + 1)); done
+  if [ $((i % 4)) -eq 0 ]; then check "$f"; cp "$f" "$OUT/scenes/"; fi; i=$((i + 1)); done
 i=0; list_images "$DATA/scenes/people_hq" | while read -r f; do
   if [ $((i % 3)) -ne 0 ]; then check "$f"; b=$(basename "${f%.*}")
-    convert -quiet "$f" -alpha off -colorspace sRGB -resize '1024x1024>' -quality 95 "$OUT/people/people_$b.jpg"; fi
+    convert -quiet "$f" -alpha off -colorspace sRGB -resize '1024x1024>' -quality 92 "$OUT/people/people_$b.jpg"; fi
   i=$((i + 1)); done
 grep -P '^train\t(london|canada)_' bench/ref_fr_split.tsv | while IFS=$'\t' read -r _ id dir; do
   n=${id#*_}  # london_001 -> 001_neutral.jpg, 001_smiling.jpg; canada_003f -> 003f.jpg
   for f in "$DATA/$dir/${n}"_*.jpg "$DATA/$dir/${n}".jpg; do
     [ -f "$f" ] || continue
-    check "$f"; convert "$f" -resize 384x384 -quality 93 "$OUT/people/hq_${id}_$(basename "$f")"
+    check "$f"; convert "$f" -resize 384x384 -quality 88 "$OUT/people/hq_${id}_$(basename "$f")"
   done
 done
 mkdir -p "$OUT/w"
@@ -54,5 +54,5 @@ cp "$base" "$OUT/w/"
 cp -r "$DATA/weights/lpips_v0.1" "$DATA/weights/squeezenet1_1_torchvision_ncnn_fp16" "$DATA/weights/brisque" "$OUT/w/"
 mkdir -p "$OUT/w/niqe" && cp "$DATA/weights/niqe/niqe_pris_params.npz" "$OUT/w/niqe/"  # bench_oracle --metric-weights
 size=$(du -sm "$OUT" | cut -f1)
-[ "$size" -le 25 ] || echo "pack: warning: $size MB is more than the ~25 MB the GPU carry leaves beside the tree" >&2
+[ "$size" -le 21 ] || echo "pack: warning: $size MB is more than the ~20 MB the GPU carry leaves beside the tree" >&2
 echo "pack: $(ls "$OUT/faces" | wc -l) faces, $(ls "$OUT/scenes" | wc -l) scenes, $(ls "$OUT/people" | wc -l) people photos, $(du -sh "$OUT" | cut -f1) in $OUT"

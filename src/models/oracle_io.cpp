@@ -216,7 +216,7 @@ void interpolate_restorer(LoadedRestorer& l1, const LoadedRestorer& gan, double 
   }
   if (realism == 0.0) return;
   torch::NoGradGuard ng;
-  auto blend = [&](torch::nn::Module& a, torch::nn::Module& b, const std::string& part) {
+  auto blend = [&](torch::nn::Module& a, const torch::nn::Module& b, const std::string& part) {
     auto pa = a.named_parameters(true), pb = b.named_parameters(true);
     auto ba = a.named_buffers(true), bb = b.named_buffers(true);
     for (auto* pair : {&pa, &ba}) {
