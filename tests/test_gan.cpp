@@ -83,6 +83,9 @@ TEST(UNetDiscriminator, RealEsrganShapesAndProjection) {
   EXPECT_THROW(u->forward(torch::rand({1, 3, 30, 32})), ArgumentError);
   EXPECT_THROW(u->forward(x, torch::rand({2, 5})), ArgumentError);
   // The projection critic starts as the unconditional one (zero embedding), then the code matters.
+  // (A fresh unconditional twin: u's power iteration has moved since.)
+  torch::manual_seed(2);
+  u = UNetDiscriminator(small);
   small.cond_dim = 5;
   torch::manual_seed(2);
   UNetDiscriminator p(small);
@@ -306,9 +309,10 @@ TEST(Realism, InterpolatesTheL1AndGanWeights) {
   const std::string dir = f2s_test::temp_dir("realism");
   save_safetensors(dir + "/base.safetensors", random_base(tiny_options()), {{"arch", "SRVGGNetCompact"}, {"version", "1"}});
   auto make = [&](const std::string& name, int seed, bool blind, SceneRestorerOptions o = tiny_options()) {
+    const TensorMap base_weights = random_base(o);  // reseeds the global generator: draw it first
     torch::manual_seed(seed);
     SceneRestorer net(o);
-    net->load_base(random_base(o), "base");
+    net->load_base(base_weights, "base");
     MapNet mapnet(tiny_mapnet_options());
     {
       torch::NoGradGuard ng;  // LoRA ups and adapter outputs start at zero: make every tensor count

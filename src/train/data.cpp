@@ -190,8 +190,10 @@ torch::Tensor add_shallow_dof(const torch::Tensor& hq, double prob, torch::Gener
     auto kernel = (r + 0.5 - dist).clamp(0, 1);
     kernel = (kernel / kernel.sum()).view({1, 1, 2 * k + 1, 2 * k + 1}).repeat({3, 1, 1, 1});
     auto x = hq[i].unsqueeze(0);
-    auto padded = torch::nn::functional::pad(
-        x, torch::nn::functional::PadFuncOptions({k, k, k, k}).mode(k < std::min(h, w) ? torch::kReflect : torch::kReplicate));
+    auto pad = torch::nn::functional::PadFuncOptions({k, k, k, k});
+    if (k < std::min(h, w)) pad.mode(torch::kReflect);
+    else pad.mode(torch::kReplicate);
+    auto padded = torch::nn::functional::pad(x, pad);
     auto blurred = torch::nn::functional::conv2d(padded, kernel, torch::nn::functional::Conv2dFuncOptions().groups(3));
     // Focus region: a disc around a random point (a subject), or the side of a random line (a
     // ground plane); out of focus grows over a soft edge of 10–40 % of the crop.

@@ -57,7 +57,7 @@ void restore_from_checkpoint(Student& s, const Checkpoint& ck) {
 // the shipped names (weights/scene_restorer*.safetensors). Empty when there is none.
 std::string init_file(const std::string& init_dir, const std::string& name) {
   if (init_dir.empty()) return "";
-  for (const std::string f : {init_dir + "/" + name, init_dir + "/scene_" + name}) {
+  for (const std::string& f : {init_dir + "/" + name, init_dir + "/scene_" + name}) {
     if (file_exists(f)) return f;
   }
   throw IoError(init_dir + ": neither " + name + " nor scene_" + name + " to start from (--init)");

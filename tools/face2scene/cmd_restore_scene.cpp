@@ -40,8 +40,7 @@ Command setup_restore_scene(CLI::App& app, GlobalOptions&) {
                   "with statistics of the whole image");
   sub->add_option("--device", a->device, "auto, cpu, cuda or cuda:N");
   sub->add_option("--realism", a->realism,
-                  "0 = the fidelity (L1-trained) restorer, 1 = the GAN-trained one (more invented detail); between:
-"
+                  "0 = the fidelity (L1-trained) restorer, 1 = the GAN-trained one (more invented detail); between:\n"
                   "their weights interpolated. > 0 needs scene_restorer*_gan.safetensors in --models")
       ->check(CLI::Range(0.0, 1.0));
   sub->add_option("--dtype", a->dtype, "auto (bf16 on CUDA, fp32 on CPU), fp32, fp16, bf16")

@@ -132,8 +132,7 @@ Command setup_train(CLI::App& app, GlobalOptions&) {
   rest->add_option("--lpips-weight,--perceptual-weight", a->lpips_weight, "Loss = L1 + w * LPIPS (+ GAN)");
   rest->add_option("--l1-weight", a->l1_weight, "Weight of the L1 term (default 1)");
   rest->add_option("--gan-weight", a->gan_weight,
-                   "Adversarial fine-tuning: weight of the GAN term (Real-ESRGAN: 0.1 with --perceptual-weight 1);
-"
+                   "Adversarial fine-tuning: weight of the GAN term (Real-ESRGAN: 0.1 with --perceptual-weight 1);\n"
                    "every student gets its own U-Net discriminator with spectral norm (0 = none)");
   rest->add_option("--gan-warmup", a->gan_warmup, "Step from which the generators get the GAN term (critics train from the start)");
   rest->add_option("--disc-lr", a->disc_lr, "Discriminators' learning rate");
@@ -141,8 +140,7 @@ Command setup_train(CLI::App& app, GlobalOptions&) {
   rest->add_flag("--disc-projection", a->disc_projection,
                  "Projection discriminators conditioned on FaDeX's global degradation code (every student's alike)");
   rest->add_option("--init", a->init,
-                   "Start from the restorer files of this folder when -o has none (restorer*.safetensors or the
-"
+                   "Start from the restorer files of this folder when -o has none (restorer*.safetensors or the\n"
                    "shipped scene_restorer*.safetensors, e.g. weights/): a fine-tune of trained weights");
   rest->add_option("--people-fraction", a->people_fraction,
                    "Share of scene crops cut, at random scales, from <data>/people (scripts/pack_gan_data.sh)");
