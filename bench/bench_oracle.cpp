@@ -6,6 +6,11 @@
 //       codes of 8 other faces under the same degradation, averaged), (d0) the conditioned model
 //       with null tokens. PSNR / SSIM (RGB) and LPIPS, with 95% CIs and paired differences.
 //   [--param-models DIR] adds the upper bound trained on the true parameter vector (param_oracle).
+//   [--realism R] (0 < R <= 1) adds the GAN restorers (scene_restorer*_gan.safetensors beside the
+//       L1 ones, interpolated at R): gan_blind, gan_face_code, gan_true_params (issue 21).
+//   [--x4plus-weights F] adds Real-ESRGAN x4plus itself (the GAN-trained reference of issue 21).
+//   NIQE and BRISQUE columns when --metric-weights DIR (default <data>/weights) holds niqe/ and
+//   brisque/; --no-nr skips them.
 //   bench_oracle --fadex [--out DIR]   content invariance, linear probes, face vs background codes,
 //       t-SNE of codes (PNG).
 //   bench_oracle --speed [--device cuda] [--dtype bf16]   one step at 1 MP output (and 4 MP).
@@ -24,6 +29,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 
 #include "oracle_bench_util.hpp"
 #include "face2scene/core.hpp"
@@ -75,6 +81,15 @@ int run_ablation(const Args& args) {
   uo.tiles.tile = 0;
   Upscaler esrgan(uo, args.get("--base", ""));
   const metrics::Lpips lpips(args.get("--lpips-weights", data_dir() + "/weights"), o.device);
+  // No-reference judges that are not training losses (issue 21).
+  std::optional<metrics::Niqe> niqe;
+  std::unique_ptr<metrics::Brisque> brisque;
+  const std::string mw = args.get("--metric-weights", data_dir() + "/weights");
+  if (!args.has("--no-nr")) {
+    if (file_exists(mw + "/niqe/niqe_pris_params.npz")) niqe.emplace(mw + "/niqe/niqe_pris_params.npz");
+    if (file_exists(mw + "/brisque/brisque_model_live.yml")) brisque = std::make_unique<metrics::Brisque>(mw + "/brisque");
+    if (!niqe || !brisque) std::printf("NIQE/BRISQUE weights not found in %s: those columns stay empty\n", mw.c_str());
+  }
 
   std::vector<std::string> methods{"bicubic", "realesrgan", "blind", "cond_null", "face_code", "true_params"};
   // --param-models DIR: the upper bound trained on the true parameter vector (`train restorer
@@ -91,10 +106,26 @@ int run_ablation(const Args& args) {
     pnorm = ParamNormaliser::of(load_fadex(paths.fadex));
     methods.push_back("param_oracle");
   }
+  std::unique_ptr<Upscaler> x4plus;
+  if (args.has("--x4plus-weights")) {
+    UpscaleOptions xo = uo;
+    xo.model = RealEsrganModel::kX4Plus;
+    x4plus = std::make_unique<Upscaler>(xo, args.get("--x4plus-weights", ""));
+    methods.push_back("x4plus");
+  }
+  const double realism = std::stod(args.get("--realism", "0"));
+  std::unique_ptr<OracleRestorer> gcond, gblind;
+  if (realism > 0) {
+    auto go = o;
+    go.realism = realism;
+    gcond = std::make_unique<OracleRestorer>(paths, go, false);
+    gblind = std::make_unique<OracleRestorer>(paths, go, true);
+    for (const char* m : {"gan_blind", "gan_face_code", "gan_true_params"}) methods.push_back(m);
+  }
   std::ofstream csv(out + "/ablation.csv");
-  csv << "image,preset,scale,method,psnr,ssim,lpips\n";
+  csv << "image,preset,scale,method,psnr,ssim,lpips,niqe,brisque\n";
   // values[preset|scale|method] -> per-sample metric vectors (aligned by sample order)
-  std::map<std::string, std::array<std::vector<double>, 3>> values;
+  std::map<std::string, AblationValues> values;
   Progress progress("ablation", int64_t(scenes.size()) * 6);
   for (const std::string preset : {"mild", "moderate", "severe"}) {
     for (const int scale : {4, 1}) {
@@ -121,6 +152,15 @@ int run_ablation(const Args& args) {
         pred["cond_null"] = cond.restore(lq, cond.tokens(torch::Tensor()), scale);
         pred["face_code"] = cond.restore(lq, cond.tokens(cond.code_map(face_lq, face)), scale);
         pred["true_params"] = cond.restore(lq, cond.tokens(true_code), scale);
+        if (x4plus) {
+          auto x = x4plus->upscale_x4(lq);
+          pred["x4plus"] = scale == 4 ? x : resize_images(x, H, W, ResizeMode::kBicubic).clamp(0, 1);
+        }
+        if (gcond) {
+          pred["gan_blind"] = gblind->restore(lq, gblind->tokens(torch::Tensor()), scale);
+          pred["gan_face_code"] = gcond->restore(lq, gcond->tokens(gcond->code_map(face_lq, face)), scale);
+          pred["gan_true_params"] = gcond->restore(lq, gcond->tokens(true_code), scale);
+        }
         if (pcond) {
           torch::NoGradGuard ng;
           const auto v = pnorm.normalise({params}, o.device);
@@ -132,7 +172,14 @@ int run_ablation(const Args& args) {
           const double lp = lpips.forward(p.to(o.device), s.scene.to(o.device)).item<double>();
           auto& v = values[preset + "|" + std::to_string(scale) + "|" + m];
           v[0].push_back(ps), v[1].push_back(ss), v[2].push_back(lp);
-          csv << s.name << "," << preset << "," << scale << "," << m << "," << ps << "," << ss << "," << lp << "\n";
+          double nq = std::nan(""), br = std::nan("");
+          if (niqe || brisque) {
+            const Image im = tensor_to_image(p.squeeze(0).to(torch::kCPU, torch::kFloat32).clamp(0, 1));
+            if (niqe) v[3].push_back(nq = (*niqe)(im));
+            if (brisque) v[4].push_back(br = (*brisque)(im));
+          }
+          csv << s.name << "," << preset << "," << scale << "," << m << "," << ps << "," << ss << "," << lp << "," << nq
+              << "," << br << "\n";
         }
         if (i % 40 == 0) save_example_row(out, preset, scale, s.scene, lq, pred, methods, s.name);
         progress.advance();

@@ -190,38 +190,53 @@ inline void export_set(const std::string& dir, const std::string& data) {
 }
 
 // Mean ± CI per cell, then paired differences for the claims.
-inline void write_ablation_summary(const std::string& path,
-                                   const std::map<std::string, std::array<std::vector<double>, 3>>& values,
+// Per-sample metric vectors of one cell: PSNR, SSIM, LPIPS, NIQE, BRISQUE (the last two empty when
+// their weights were not found).
+using AblationValues = std::array<std::vector<double>, 5>;
+
+// "m ± ci", or "–" for a metric that was not measured.
+inline std::string mean_ci(const std::vector<double>& v, const char* fmt) {
+  if (v.empty()) return "–";
+  const auto s = metrics::summarize(v);
+  char buf[96];
+  std::snprintf(buf, sizeof buf, fmt, s.mean, s.ci95);
+  return buf;
+}
+
+inline void write_ablation_summary(const std::string& path, const std::map<std::string, AblationValues>& values,
                                    const std::vector<std::string>& methods, size_t n) {
   std::ofstream md(path);
-  char buf[256];
-  md << "Held-out crops: " << n << " per cell. Mean ± 95% CI (Student t). PSNR/SSIM on RGB, LPIPS-squeeze.\n\n";
-  md << "| preset | scale | method | PSNR (dB) | SSIM | LPIPS |\n|---|---|---|---|---|---|\n";
-  std::map<std::string, std::array<std::vector<double>, 3>> overall;
+  char buf[512];
+  md << "Held-out crops: " << n << " per cell. Mean ± 95% CI (Student t). PSNR/SSIM on RGB, LPIPS-squeeze;\n"
+        "NIQE and BRISQUE (no-reference, lower is better) on the whole 256² crop.\n\n";
+  md << "| preset | scale | method | PSNR (dB) | SSIM | LPIPS | NIQE | BRISQUE |\n|---|---|---|---|---|---|---|---|\n";
+  std::map<std::string, AblationValues> overall;
   for (const std::string preset : {"mild", "moderate", "severe"})
     for (const int scale : {4, 1})
       for (const auto& m : methods) {
         const auto it = values.find(preset + "|" + std::to_string(scale) + "|" + m);
         if (it == values.end()) continue;
-        const auto p = metrics::summarize(it->second[0]), s = metrics::summarize(it->second[1]),
-                   l = metrics::summarize(it->second[2]);
-        std::snprintf(buf, sizeof buf, "| %s | ×%d | %s | %.2f ± %.2f | %.4f ± %.4f | %.4f ± %.4f |\n", preset.c_str(), scale,
-                      m.c_str(), p.mean, p.ci95, s.mean, s.ci95, l.mean, l.ci95);
+        const auto& v = it->second;
+        std::snprintf(buf, sizeof buf, "| %s | ×%d | %s | %s | %s | %s | %s | %s |\n", preset.c_str(), scale, m.c_str(),
+                      mean_ci(v[0], "%.2f ± %.2f").c_str(), mean_ci(v[1], "%.4f ± %.4f").c_str(),
+                      mean_ci(v[2], "%.4f ± %.4f").c_str(), mean_ci(v[3], "%.3f ± %.3f").c_str(),
+                      mean_ci(v[4], "%.2f ± %.2f").c_str());
         md << buf;
-        for (int k = 0; k < 3; ++k) {
+        for (int k = 0; k < 5; ++k) {
           auto& o = overall[std::to_string(scale) + "|" + m][size_t(k)];
           o.insert(o.end(), it->second[size_t(k)].begin(), it->second[size_t(k)].end());
         }
       }
-  md << "\nPaired differences (first minus second; PSNR dB / LPIPS), mean ± 95% CI:\n\n";
-  md << "| scope | comparison | ΔPSNR | ΔLPIPS |\n|---|---|---|---|\n";
-  auto diff = [&](const std::string& scope, const std::array<std::vector<double>, 3>& a,
-                  const std::array<std::vector<double>, 3>& b, const std::string& label) {
-    std::vector<double> dp, dl;
-    for (size_t i = 0; i < a[0].size() && i < b[0].size(); ++i) dp.push_back(a[0][i] - b[0][i]), dl.push_back(a[2][i] - b[2][i]);
-    const auto p = metrics::summarize(dp), l = metrics::summarize(dl);
-    std::snprintf(buf, sizeof buf, "| %s | %s | %+.3f ± %.3f | %+.4f ± %.4f |\n", scope.c_str(), label.c_str(), p.mean, p.ci95,
-                  l.mean, l.ci95);
+  md << "\nPaired differences (first minus second), mean ± 95% CI:\n\n";
+  md << "| scope | comparison | ΔPSNR (dB) | ΔLPIPS | ΔNIQE | ΔBRISQUE |\n|---|---|---|---|---|---|\n";
+  auto diff = [&](const std::string& scope, const AblationValues& a, const AblationValues& b, const std::string& label) {
+    std::array<std::vector<double>, 5> d;
+    for (int k : {0, 2, 3, 4})
+      for (size_t i = 0; i < a[size_t(k)].size() && i < b[size_t(k)].size(); ++i)
+        d[size_t(k)].push_back(a[size_t(k)][i] - b[size_t(k)][i]);
+    std::snprintf(buf, sizeof buf, "| %s | %s | %s | %s | %s | %s |\n", scope.c_str(), label.c_str(),
+                  mean_ci(d[0], "%+.3f ± %.3f").c_str(), mean_ci(d[2], "%+.4f ± %.4f").c_str(),
+                  mean_ci(d[3], "%+.3f ± %.3f").c_str(), mean_ci(d[4], "%+.2f ± %.2f").c_str());
     md << buf;
   };
   const std::vector<std::pair<std::string, std::string>> pairs{{"face_code", "blind"},
@@ -229,17 +244,26 @@ inline void write_ablation_summary(const std::string& path,
                                                                {"true_params", "face_code"},
                                                                {"face_code", "cond_null"},
                                                                {"param_oracle", "blind"},
-                                                               {"param_oracle", "face_code"}};
+                                                               {"param_oracle", "face_code"},
+                                                               {"face_code", "x4plus"},
+                                                               // the GAN restorers (--realism)
+                                                               {"gan_face_code", "gan_blind"},
+                                                               {"gan_face_code", "x4plus"},
+                                                               {"gan_face_code", "realesrgan"},
+                                                               {"gan_face_code", "face_code"},
+                                                               {"gan_true_params", "gan_face_code"},
+                                                               {"gan_blind", "blind"}};
   for (const int scale : {4, 1}) {
     for (const auto& [a, b] : pairs) {
       const auto ia = overall.find(std::to_string(scale) + "|" + a), ib = overall.find(std::to_string(scale) + "|" + b);
       if (ia != overall.end() && ib != overall.end()) diff("all ×" + std::to_string(scale), ia->second, ib->second, a + " − " + b);
     }
     for (const std::string preset : {"mild", "moderate", "severe"}) {
-      for (const std::string a : {"face_code", "param_oracle"}) {
+      for (const auto& [a, b] : std::vector<std::pair<std::string, std::string>>{
+               {"face_code", "blind"}, {"param_oracle", "blind"}, {"gan_face_code", "gan_blind"}}) {
         const auto ia = values.find(preset + "|" + std::to_string(scale) + "|" + a);
-        const auto ib = values.find(preset + "|" + std::to_string(scale) + "|blind");
-        if (ia != values.end() && ib != values.end()) diff(preset + " ×" + std::to_string(scale), ia->second, ib->second, a + " − blind");
+        const auto ib = values.find(preset + "|" + std::to_string(scale) + "|" + b);
+        if (ia != values.end() && ib != values.end()) diff(preset + " ×" + std::to_string(scale), ia->second, ib->second, a + " − " + b);
       }
     }
   }

@@ -16,6 +16,9 @@ namespace face2scene {
 
 struct OracleModelPaths {
   std::string fadex, restorer, restorer_blind, base;
+  // The GAN fine-tunes of the two restorers (scene_restorer_gan.safetensors,
+  // scene_restorer_blind_gan.safetensors beside them; needed only for realism > 0).
+  std::string restorer_gan, restorer_blind_gan;
   // fadex.safetensors, scene_restorer.safetensors, scene_restorer_blind.safetensors in `dir`
   // (default: $F2S_MODELS, else ./weights, else <cache>/weights). Throws IoError naming what is
   // missing and how to get it. base: empty = the Real-ESRGAN weights of each restorer file's
@@ -35,6 +38,10 @@ struct OracleOptions {
   // over a copy downscaled to this many pixels when the image is larger (then for untiled runs
   // too, so that tiled and untiled still agree).
   int64_t stats_max_pixels = int64_t(1) << 20;
+  // Fidelity ↔ invented detail (ESRGAN's network interpolation): the restorer's weights are
+  // (1 − realism)·L1-trained + realism·GAN-trained. 0 = the L1 restorer exactly (the default);
+  // > 0 needs the GAN files (OracleModelPaths::restorer_gan).
+  double realism = 0;
 };
 
 class OracleRestorer {

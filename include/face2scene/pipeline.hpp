@@ -160,6 +160,9 @@ struct Face2SceneConfig {
     return d;
   }
   bool load_scene_restorer = true;  // false: faces only (restore-face)
+  // The scene restorer's fidelity ↔ invented detail (OracleOptions::realism): 0 = L1-trained
+  // weights (default), 1 = GAN-trained, between = interpolated weights.
+  double realism = 0;
 };
 
 struct Face2SceneOptions {

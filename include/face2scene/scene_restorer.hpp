@@ -125,8 +125,9 @@ TORCH_MODULE(SceneRestorer);
 
 // A restorer file holds the trainable part ("restorer.*") and its MapNet ("mapnet.*"), never the
 // base; options and the backbone go in the metadata. `blind` marks the null-token-only baseline.
+// `extra`: more metadata (e.g. how it was trained: "losses" = "l1+lpips+gan" for a GAN fine-tune).
 void save_restorer(const std::string& path, SceneRestorer& net, MapNet& mapnet, bool blind,
-                   torch::Dtype dtype = torch::kFloat32);
+                   torch::Dtype dtype = torch::kFloat32, const Metadata& extra = {});
 struct LoadedRestorer {
   SceneRestorer net{nullptr};
   MapNet mapnet{nullptr};
@@ -138,5 +139,15 @@ RealEsrganModel restorer_backbone(const std::string& path);
 // Real-ESRGAN safetensors; empty = realesrgan_weights_path(backbone)), then the file strictly.
 LoadedRestorer load_restorer(const std::string& path, const std::string& base_weights,
                              const torch::Device& device = torch::kCPU, bool fill_missing_gates = false);
+
+// Network interpolation (ESRGAN's "realism" dial): every tensor of `l1` (restorer + MapNet) set
+// to (1 − realism)·l1 + realism·gan, in place. realism 0 leaves l1 untouched (bit for bit), 1
+// copies gan. Interpolation is meaningful between a model and its own fine-tune (the GAN restorer
+// starts from the L1 weights), so both must share architecture, options and blind flag:
+// ArgumentError naming `what` and the first mismatch otherwise.
+void interpolate_restorer(LoadedRestorer& l1, const LoadedRestorer& gan, double realism, const std::string& what);
+// load_restorer of both files, then interpolate_restorer (realism 0 or 1 loads one file only).
+LoadedRestorer load_restorer_realism(const std::string& l1_path, const std::string& gan_path, double realism,
+                                     const std::string& base_weights, const torch::Device& device = torch::kCPU);
 
 }  // namespace face2scene

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "face2scene/degrade.hpp"
+#include "face2scene/discriminator.hpp"
 #include "face2scene/oracle.hpp"
 #include "face2scene/safetensors.hpp"
 #include "face2scene/scene_restorer.hpp"
@@ -22,6 +23,9 @@ namespace face2scene {
 struct TrainDataOptions {
   std::string faces_dir;   // face photos (LFW deep-funneled 250², or aligned faces); a centre crop is used
   std::string scenes_dir;  // clean scene photos, short side >= crop
+  // Optional: whole photos of people (people_hq training photos, studio faces), short side >= crop;
+  // sample_scene_crops draws a share of its crops from them at random scales (scripts/pack_gan_data.sh).
+  std::string people_dir;
   int64_t face_size = 128;
   int64_t face_crop = 128;  // side of the centre crop taken from each face photo before resizing
   // Lines "<sha256>  <name>" (sha256sum format) of images that must never be trained on: loading
@@ -33,7 +37,8 @@ struct TrainDataOptions {
 struct TrainData {
   torch::Tensor faces;                // uint8 [N,3,S,S] on the training device
   std::vector<torch::Tensor> scenes;  // uint8 [3,H,W] each, on the training device
-  std::vector<std::string> face_files, scene_files;
+  std::vector<torch::Tensor> people;  // uint8 [3,H,W] each (TrainDataOptions::people_dir), may be empty
+  std::vector<std::string> face_files, scene_files, people_files;
 };
 
 std::set<std::string> read_sha256_list(const std::string& path);
@@ -42,6 +47,19 @@ TrainData load_train_data(const TrainDataOptions& options, const torch::Device& 
 // Random crops / picks of a batch as float [B,3,s,s] in [0,1], with random horizontal flips.
 torch::Tensor sample_faces(const TrainData& data, int64_t n, torch::Generator& gen);
 torch::Tensor sample_scene_crops(const TrainData& data, int64_t n, int64_t crop, torch::Generator& gen);
+// As above, but a share `people_fraction` of the crops comes from data.people, each cut at a random
+// scale: a square of side crop … min(H,W, crop / min_zoom) area-resized to crop, so a crop holds a
+// person with their background as a whole photo does, not only a patch of it. people_fraction 0
+// (or no people photos) draws exactly what the overload above draws.
+torch::Tensor sample_scene_crops(const TrainData& data, int64_t n, int64_t crop, torch::Generator& gen,
+                                 double people_fraction, double min_zoom = 0.3);
+
+// Shallow depth of field in the *clean* crop (issue 21): with probability `prob` per sample, a
+// disk (lens) blur of radius 1.5 … max_radius px is blended in outside a random focus region (a
+// disc around a random point, or a band above/below a random line, with a soft edge). The result
+// is the ground truth, degraded on top, so the restorer learns that bokeh is content, not blur to
+// remove: only the degradation code tells the two apart. prob 0 returns hq and draws nothing.
+torch::Tensor add_shallow_dof(const torch::Tensor& hq, double prob, torch::Generator& gen, double max_radius = 6.0);
 
 // ---- degradations -------------------------------------------------------------------------------
 // One sampler per preset, all at the same output scale; each batch draws its preset at random.
@@ -144,6 +162,25 @@ struct RestorerTrainOptions {
   // restorer's file when there is one (so it costs a short fine-tune, not a full training).
   bool param_oracle = false;
   bool amp = false;  // bf16 autocast for the students' forward passes (CUDA, LibTorch >= 2.4)
+
+  // ---- adversarial fine-tuning (issue 21; docs/models.md, "GAN restorer") ----
+  // loss = l1_weight·L1 + lpips_weight·LPIPS + gan_weight·GAN. gan_weight > 0 gives every student
+  // its own U-Net discriminator (spectral norm), trained on every step; the generators get the GAN
+  // term from step gan_warmup on (the critics learn first). Real-ESRGAN: 1 / 1 / 0.1.
+  double l1_weight = 1.0;
+  double gan_weight = 0;
+  int64_t gan_warmup = 0;
+  double disc_lr = 1e-4;
+  UNetDiscriminatorOptions disc;  // cond_dim is set by disc_projection
+  // Projection discriminators on FaDeX's frozen global code (all students' critics alike: the
+  // critic is training-only, so the blind twin stays blind at inference; its critic knowing the
+  // degradation only makes it a stronger, conservative baseline).
+  bool disc_projection = false;
+  // Start from the restorer files of this folder (restorer*.safetensors or the shipped
+  // scene_restorer*.safetensors names) when out_dir has none: a fine-tune of trained weights.
+  std::string init_dir;
+  double people_fraction = 0;  // share of scene crops from TrainDataOptions::people_dir
+  double dof_prob = 0;         // share of clean crops given a synthetic shallow depth of field
 };
 
 struct TrainReport {

@@ -6,7 +6,9 @@
 # Env: MODELS (default weights), PARAM_MODELS (folder with restorer_params + param_encoder from
 # `train restorer --param-oracle`: adds the true-parameter upper bound), ABLATION_ONLY=1,
 # W (weights folder: Real-ESRGAN base + LPIPS, default .cache/gpu_weights; x4plus restorers need
-# realesrgan-x4plus.safetensors there, e.g. W=.cache/gpu_x4).
+# realesrgan-x4plus.safetensors there, e.g. W=.cache/gpu_x4), BENCH_ARGS (more ablation arguments; the
+# GAN restorer of issue 21: BENCH_ARGS="--realism 1 --metric-weights .cache/train_gan/w
+# --x4plus-weights .cache/x4plus_fp16.safetensors" with scene_restorer*_gan.safetensors in $MODELS).
 set -euo pipefail
 : "${OUT:?OUT must name the output folder}"
 cd "$(dirname "$0")/../.."
@@ -20,7 +22,7 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 echo "== ablation (cuda, fp32) =="
 M=${MODELS:-weights}
 $B --ablation --device cuda --set .cache/oracle_set --models "$M" --lpips-weights "$W" --out "$R" \
-  ${PARAM_MODELS:+--param-models "$PARAM_MODELS"} 2>&1 | grep -v "^ablation:" | tail -70
+  ${PARAM_MODELS:+--param-models "$PARAM_MODELS"} ${BENCH_ARGS:-} 2>&1 | grep -v "^ablation:" | tail -70
 if [ "${ABLATION_ONLY:-0}" = 1 ]; then tar -C "$R" -czf "$OUT/oracle_bench.tgz" .; exit 0; fi
 echo "== FaDeX analysis =="
 $B --fadex --device cuda --set .cache/oracle_set --models "$M" --out "$R" 2>&1 | tail -20

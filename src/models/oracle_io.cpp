@@ -75,7 +75,8 @@ FaDeX load_fadex(const std::string& path, const torch::Device& device) {
   return finish_load(FaDeX(o), st, path, device);
 }
 
-void save_restorer(const std::string& path, SceneRestorer& net, MapNet& mapnet, bool blind, torch::Dtype dtype) {
+void save_restorer(const std::string& path, SceneRestorer& net, MapNet& mapnet, bool blind, torch::Dtype dtype,
+                   const Metadata& extra) {
   const auto& o = net->options;
   const auto& m = mapnet->options;
   const bool x4plus = o.backbone == RealEsrganModel::kX4Plus;
@@ -94,6 +95,10 @@ void save_restorer(const std::string& path, SceneRestorer& net, MapNet& mapnet, 
                 {"embed_dim", std::to_string(m.embed_dim)},
                 {"mapnet_heads", std::to_string(m.heads)}};
   if (x4plus) meta["num_grow_ch"] = std::to_string(o.num_grow_ch);
+  for (const auto& [k, v] : extra) {
+    if (meta.count(k)) throw ArgumentError("save_restorer: extra metadata may not replace '" + k + "'");
+    meta[k] = v;
+  }
   TensorMap t = with_prefix(net->trainable_state(), "restorer.", dtype);
   for (auto& [k, v] : with_prefix(state_dict(*mapnet), "mapnet.", dtype)) t[k] = v;
   save_safetensors(path, t, meta);
@@ -185,6 +190,70 @@ ParamEncoder load_param_encoder(const std::string& path, const torch::Device& de
   o.code_dim = metadata_int(st.metadata, "code_dim", path);
   o.code_grid = metadata_int(st.metadata, "code_grid", path);
   return finish_load(ParamEncoder(o), st, path, device);
+}
+
+namespace {
+// The architecture a loaded restorer was built with, as comparable text.
+std::string restorer_signature(const LoadedRestorer& r) {
+  const auto& o = r.net->options;
+  const auto& m = r.mapnet->options;
+  return model_name(o.backbone) + " feat " + std::to_string(o.num_feat) + " conv " + std::to_string(o.num_conv) +
+         " block " + std::to_string(o.num_block) + " grow " + std::to_string(o.num_grow_ch) + " token " +
+         std::to_string(o.token_dim) + " adapter_every " + std::to_string(o.adapter_every) + " heads " +
+         std::to_string(o.heads) + " rank " + std::to_string(o.lora_rank) + " code " + std::to_string(m.code_dim) +
+         " embed " + std::to_string(m.embed_dim) + " mapnet_heads " + std::to_string(m.heads);
+}
+}  // namespace
+
+void interpolate_restorer(LoadedRestorer& l1, const LoadedRestorer& gan, double realism, const std::string& what) {
+  if (!(realism >= 0.0 && realism <= 1.0)) {
+    throw ArgumentError(what + ": realism must be in [0, 1], not " + std::to_string(realism));
+  }
+  if (l1.blind != gan.blind) throw ArgumentError(what + ": one restorer is the blind twin, the other is not");
+  if (restorer_signature(l1) != restorer_signature(gan)) {
+    throw ArgumentError(what + ": the two restorers differ in architecture (" + restorer_signature(l1) + " vs " +
+                        restorer_signature(gan) + ")");
+  }
+  if (realism == 0.0) return;
+  torch::NoGradGuard ng;
+  auto blend = [&](torch::nn::Module& a, const torch::nn::Module& b, const std::string& part) {
+    auto pa = a.named_parameters(true), pb = b.named_parameters(true);
+    auto ba = a.named_buffers(true), bb = b.named_buffers(true);
+    for (auto* pair : {&pa, &ba}) {
+      const auto& other = pair == &pa ? pb : bb;
+      for (auto& item : *pair) {
+        const torch::Tensor* t = other.find(item.key());
+        if (!t || t->sizes() != item.value().sizes()) {
+          throw ArgumentError(what + ": " + part + "." + item.key() + " has no counterpart of the same shape");
+        }
+        // The frozen base is the same Real-ESRGAN in both: left as loaded (no rounding).
+        if (item.key().rfind("base.", 0) == 0) continue;
+        auto x = item.value();
+        if (!x.is_floating_point()) continue;
+        x.copy_(realism == 1.0 ? t->to(x.device(), x.scalar_type())
+                               : x * (1.0 - realism) + t->to(x.device(), x.scalar_type()) * realism);
+      }
+    }
+  };
+  blend(*l1.net, *gan.net, "restorer");
+  blend(*l1.mapnet, *gan.mapnet, "mapnet");
+}
+
+LoadedRestorer load_restorer_realism(const std::string& l1_path, const std::string& gan_path, double realism,
+                                     const std::string& base_weights, const torch::Device& device) {
+  const std::string what = l1_path + " ~ " + gan_path;
+  if (!(realism >= 0.0 && realism <= 1.0)) {
+    throw ArgumentError(what + ": realism must be in [0, 1], not " + std::to_string(realism));
+  }
+  if (realism == 0.0) return load_restorer(l1_path, base_weights, device);
+  if (!file_exists(gan_path)) {
+    throw IoError(gan_path + ": not found (realism > 0 needs the GAN-trained restorer; realism 0 uses " + l1_path + ")");
+  }
+  if (realism == 1.0) return load_restorer(gan_path, base_weights, device);
+  LoadedRestorer l1 = load_restorer(l1_path, base_weights, device);
+  const LoadedRestorer gan = load_restorer(gan_path, base_weights, device);
+  interpolate_restorer(l1, gan, realism, what);
+  return l1;
 }
 
 }  // namespace face2scene

@@ -29,6 +29,8 @@ OracleModelPaths OracleModelPaths::locate(const std::string& dir_in) {
       p.fadex = d + "/fadex.safetensors";
       p.restorer = d + "/scene_restorer.safetensors";
       p.restorer_blind = d + "/scene_restorer_blind.safetensors";
+      p.restorer_gan = d + "/scene_restorer_gan.safetensors";
+      p.restorer_blind_gan = d + "/scene_restorer_blind_gan.safetensors";
       break;
     }
   }
@@ -49,7 +51,11 @@ OracleRestorer::OracleRestorer(const OracleModelPaths& paths, const OracleOption
   fadex_ = load_fadex(paths.fadex, options.device);
   const std::string& file = blind_model ? paths.restorer_blind : paths.restorer;
   if (!file_exists(file)) throw IoError(file + ": not found");
-  auto loaded = load_restorer(file, paths.base, options.device);
+  const std::string& gan_file = blind_model ? paths.restorer_blind_gan : paths.restorer_gan;
+  if (options.realism > 0 && gan_file.empty()) {
+    throw IoError(file + ": realism > 0 needs the GAN-trained restorer beside it (scene_restorer*_gan.safetensors)");
+  }
+  auto loaded = load_restorer_realism(file, gan_file, options.realism, paths.base, options.device);
   if (loaded.blind != blind_model) {
     throw FormatError(file + (blind_model ? ": is not the blind model" : ": is the blind model, not the conditioned one"));
   }

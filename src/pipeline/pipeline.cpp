@@ -218,12 +218,18 @@ Face2Scene::Face2Scene(const Face2SceneConfig& config) : config_(config), m_(std
     o.device = config.device;
     o.dtype = config.device.is_cuda() ? config.dtype : torch::kFloat32;
     o.tiles = config.tiles;
+    o.realism = config.realism;
     m_->scene = std::make_unique<OracleRestorer>(paths, o, /*blind_model=*/false);
     m_->scene_blind = std::make_unique<OracleRestorer>(paths, o, /*blind_model=*/true);
     geometry_.fadex_hq = m_->scene->face_size();
     m_->fadex_path = paths.fadex;
     m_->scene_path = paths.restorer;
     m_->scene_blind_path = paths.restorer_blind;
+    if (config.realism > 0) {  // the report names both files of an interpolated restorer
+      const std::string r = " (realism " + std::to_string(config.realism).substr(0, 4) + " with ";
+      m_->scene_path += r + paths.restorer_gan + ")";
+      m_->scene_blind_path += r + paths.restorer_blind_gan + ")";
+    }
   }
 }
 

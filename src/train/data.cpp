@@ -1,6 +1,7 @@
 // Training data on the device: faces and scene photos decoded once (threads), held as uint8
 // tensors on the GPU, cropped and flipped there; degradation mix; parameter normaliser; AdamW.
 #include <algorithm>
+#include <cmath>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -106,9 +107,14 @@ TrainData load_train_data(const TrainDataOptions& o, const torch::Device& device
   });
   d.faces = torch::stack(faces).to(device);
   d.scenes = decode_all(d.scene_files, heldout, o.threads, [&](torch::Tensor t) { return t.to(device); });
+  if (!o.people_dir.empty()) {
+    d.people_files = list_images(o.people_dir);
+    d.people = decode_all(d.people_files, heldout, o.threads, [&](torch::Tensor t) { return t.to(device); });
+  }
   log_info("training data: " + std::to_string(d.faces.size(0)) + " faces (" + o.faces_dir + "), " +
-           std::to_string(d.scenes.size()) + " scenes (" + o.scenes_dir + "), none in the held-out list (" +
-           std::to_string(heldout.size()) + " checksums)");
+           std::to_string(d.scenes.size()) + " scenes (" + o.scenes_dir + ")" +
+           (o.people_dir.empty() ? "" : ", " + std::to_string(d.people.size()) + " people photos (" + o.people_dir + ")") +
+           ", none in the held-out list (" + std::to_string(heldout.size()) + " checksums)");
   return d;
 }
 
@@ -134,6 +140,81 @@ torch::Tensor sample_scene_crops(const TrainData& d, int64_t n, int64_t crop, to
     out.push_back(c);
   }
   return torch::stack(out).to(torch::kFloat32).div_(255.0);
+}
+
+torch::Tensor sample_scene_crops(const TrainData& d, int64_t n, int64_t crop, torch::Generator& gen,
+                                 double people_fraction, double min_zoom) {
+  // The plain draws first, so people_fraction 0 reproduces the overload above exactly.
+  auto out = sample_scene_crops(d, n, crop, gen);
+  if (people_fraction <= 0 || d.people.empty()) return out;
+  if (!(min_zoom > 0 && min_zoom <= 1)) throw ArgumentError("people crops: min_zoom must be in (0, 1]");
+  auto use = torch::rand({n}, gen);
+  auto pick = torch::randint(int64_t(d.people.size()), {n}, gen, torch::TensorOptions().dtype(torch::kInt64));
+  auto u = torch::rand({n, 4}, gen);
+  for (int64_t i = 0; i < n; ++i) {
+    if (use[i].item<double>() >= people_fraction) continue;
+    const auto& s = d.people[size_t(pick[i].item<int64_t>())];
+    const int64_t h = s.size(1), w = s.size(2);
+    if (h < crop || w < crop) throw ArgumentError("people photo smaller than the crop (" + std::to_string(crop) + ")");
+    // Side of the square cut from the photo: crop (full resolution) … crop / min_zoom (a wider
+    // view, area-downscaled), at most the photo's short side.
+    const int64_t max_side = std::min({h, w, int64_t(std::floor(double(crop) / min_zoom))});
+    const int64_t side = crop + int64_t(u[i][0].item<float>() * float(max_side - crop + 1)) % (max_side - crop + 1);
+    const int64_t y = int64_t(u[i][1].item<float>() * float(h - side + 1)) % (h - side + 1);
+    const int64_t x = int64_t(u[i][2].item<float>() * float(w - side + 1)) % (w - side + 1);
+    auto c = s.slice(1, y, y + side).slice(2, x, x + side).unsqueeze(0).to(torch::kFloat32).div(255.0);
+    if (side != crop) {
+      c = torch::nn::functional::interpolate(
+          c, torch::nn::functional::InterpolateFuncOptions().size(std::vector<int64_t>{crop, crop}).mode(torch::kArea));
+    }
+    if (u[i][3].item<float>() < 0.5) c = c.flip({3});
+    out[i].copy_(c.squeeze(0).to(out.device()));
+  }
+  return out;
+}
+
+torch::Tensor add_shallow_dof(const torch::Tensor& hq, double prob, torch::Generator& gen, double max_radius) {
+  if (prob <= 0) return hq;
+  const int64_t n = hq.size(0), h = hq.size(2), w = hq.size(3);
+  auto u = torch::rand({n, 7}, gen);
+  auto out = hq.clone();
+  const auto opt = hq.options();
+  for (int64_t i = 0; i < n; ++i) {
+    auto ui = u[i];
+    if (ui[0].item<double>() >= prob) continue;
+    // A disk kernel (a lens's circle of confusion), anti-aliased at its rim.
+    const double r = 1.5 + ui[1].item<double>() * std::max(0.0, max_radius - 1.5);
+    const int64_t k = int64_t(std::ceil(r));
+    auto ax = torch::arange(-k, k + 1, opt);
+    auto dist = (ax.view({-1, 1}).pow(2) + ax.view({1, -1}).pow(2)).sqrt();
+    auto kernel = (r + 0.5 - dist).clamp(0, 1);
+    kernel = (kernel / kernel.sum()).view({1, 1, 2 * k + 1, 2 * k + 1}).repeat({3, 1, 1, 1});
+    auto x = hq[i].unsqueeze(0);
+    auto pad = torch::nn::functional::PadFuncOptions({k, k, k, k});
+    if (k < std::min(h, w)) pad.mode(torch::kReflect);
+    else pad.mode(torch::kReplicate);
+    auto padded = torch::nn::functional::pad(x, pad);
+    auto blurred = torch::nn::functional::conv2d(padded, kernel, torch::nn::functional::Conv2dFuncOptions().groups(3));
+    // Focus region: a disc around a random point (a subject), or the side of a random line (a
+    // ground plane); out of focus grows over a soft edge of 10–40 % of the crop.
+    auto ys = torch::arange(h, opt).view({-1, 1}).div(double(std::max(h, w)));
+    auto xs = torch::arange(w, opt).view({1, -1}).div(double(std::max(h, w)));
+    const double cy = ui[2].item<double>(), cx = ui[3].item<double>();
+    const double edge = 0.1 + 0.3 * ui[5].item<double>();
+    torch::Tensor m;
+    if (ui[4].item<double>() < 0.6) {
+      const double radius = 0.1 + 0.3 * ui[6].item<double>();
+      m = (((ys - cy).pow(2) + (xs - cx).pow(2)).sqrt() - radius) / edge;
+    } else {
+      // Sharp below the line (near), blurred above it (far), or the other way round.
+      // The line stays in the middle half, so both sides are in the crop.
+      const double sign = ui[6].item<double>() < 0.7 ? 1.0 : -1.0;
+      m = ((0.25 + 0.5 * cy) * double(h) / double(std::max(h, w)) - ys).mul(sign).expand({h, w}) / edge;
+    }
+    m = m.clamp(0, 1).view({1, 1, h, w});
+    out[i].copy_((x * (1 - m) + blurred * m).squeeze(0));
+  }
+  return out;
 }
 
 // ---- degradation mix / normaliser -----------------------------------------------------------------

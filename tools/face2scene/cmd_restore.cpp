@@ -26,6 +26,7 @@ struct RunArgs {
   std::string out, refs, report, models, identity_weights, fadex, device = "auto", dtype = "auto";
   std::vector<std::string> face_refs;
   int scale = 4, tile = -1, max_faces = 64, min_face = 12;
+  double realism = 0;
   bool blind = false, largest_face = false, skip_existing = false, side_by_side = false, aligned = false,
        no_detail_transfer = false, no_paste = false;
 };
@@ -85,6 +86,7 @@ Face2SceneConfig make_config(const RunArgs& a, bool scene) {
   c.identity_weights = a.identity_weights;
   c.fadex = a.fadex;
   c.tiles.tile = a.tile < 0 ? (c.device.is_cuda() ? 512 : 256) : a.tile;
+  c.realism = a.realism;
   c.tiles.overlap = 32;
   c.tiles.margin = 12;
   c.load_scene_restorer = scene;
@@ -259,6 +261,10 @@ Command setup_restore(CLI::App& app, GlobalOptions&) {
   sub->add_flag("--largest-face", a->largest_face, "Read the degradation from the largest face only");
   sub->add_option("--max-faces", a->max_faces, "Restore at most this many faces (the largest); the rest are listed")
       ->check(CLI::Range(0, 100000));
+  sub->add_option("--realism", a->realism,
+                  "Scene restorer: 0 = fidelity (L1-trained, default), 1 = GAN-trained (more invented detail),\n"
+                  "between = interpolated weights; > 0 needs scene_restorer*_gan.safetensors in --models")
+      ->check(CLI::Range(0.0, 1.0));
   sub->add_option("--tile", a->tile, "Scene restorer tile side in input pixels (0 = whole image; -1 = auto: 256 CPU, 512 CUDA)");
   sub->add_option("--fadex", a->fadex,
                   "FaDeX weights that read the degradation from the faces (default: <models>/fadex_sizes.safetensors,\n"

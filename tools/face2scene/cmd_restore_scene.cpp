@@ -23,6 +23,7 @@ Command setup_restore_scene(CLI::App& app, GlobalOptions&) {
     std::vector<std::string> inputs;
     std::string out, face_lq, face_hq, models, device = "auto", dtype = "auto";
     int scale = 4, tile = -1;
+    double realism = 0;
     bool blind = false, blind_model = false, overwrite = false, keep_orientation = false;
   };
   auto a = std::make_shared<Args>();
@@ -38,6 +39,10 @@ Command setup_restore_scene(CLI::App& app, GlobalOptions&) {
                   "-1 = auto: 256 on every device). The result does not depend on it: every tile is normalised\n"
                   "with statistics of the whole image");
   sub->add_option("--device", a->device, "auto, cpu, cuda or cuda:N");
+  sub->add_option("--realism", a->realism,
+                  "0 = the fidelity (L1-trained) restorer, 1 = the GAN-trained one (more invented detail); between:\n"
+                  "their weights interpolated. > 0 needs scene_restorer*_gan.safetensors in --models")
+      ->check(CLI::Range(0.0, 1.0));
   sub->add_option("--dtype", a->dtype, "auto (bf16 on CUDA, fp32 on CPU), fp32, fp16, bf16")
       ->check(CLI::IsMember({"auto", "fp32", "fp16", "bf16"}));
   sub->add_flag("--overwrite", a->overwrite, "Redo outputs that already exist");
@@ -67,6 +72,7 @@ Command setup_restore_scene(CLI::App& app, GlobalOptions&) {
             // Overlap 48 and margin 20 (TileOptions' defaults): tiled is within 0.3/255 of untiled
             // (tests/test_oracle_restore.cpp; margin 12 left up to 4/255 at the seams).
             o.tiles.tile = a->tile < 0 ? 256 : a->tile;
+            o.realism = a->realism;
             OracleRestorer r(OracleModelPaths::locate(a->models), o, a->blind_model);
             torch::Tensor tokens;
             if (!a->face_lq.empty()) {

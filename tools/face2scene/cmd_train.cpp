@@ -32,6 +32,10 @@ struct TrainArgs {
   bool param_oracle = false;
   std::string backbone = "general-x4v3";
   bool amp = false;
+  // restorer, adversarial (issue 21)
+  double l1_weight = 1.0, gan_weight = 0, disc_lr = 1e-4, people_fraction = 0, dof_prob = 0, moments_mb = 48;
+  int64_t gan_warmup = 0, disc_feat = 64;
+  bool disc_projection = false;
   // ref-fr
   std::string faces = ".cache/ref_fr", split = "bench/ref_fr_split.tsv", identity, data_root = "../shared/data";
   double ref_lpips_weight = 1.0, identity_weight = 0.3, adv_weight = 0.02, no_ref = 0.3, ckpt_minutes = 2;
@@ -125,7 +129,24 @@ Command setup_train(CLI::App& app, GlobalOptions&) {
   rest->add_option("--lpips-weights", a->lpips, "LPIPS weights folder (as for `metrics`)");
   rest->add_option("--batch", a->batch, "Samples per batch");
   rest->add_option("--crop", a->crop, "HR scene crop side");
-  rest->add_option("--lpips-weight", a->lpips_weight, "Loss = L1 + w * LPIPS");
+  rest->add_option("--lpips-weight,--perceptual-weight", a->lpips_weight, "Loss = L1 + w * LPIPS (+ GAN)");
+  rest->add_option("--l1-weight", a->l1_weight, "Weight of the L1 term (default 1)");
+  rest->add_option("--gan-weight", a->gan_weight,
+                   "Adversarial fine-tuning: weight of the GAN term (Real-ESRGAN: 0.1 with --perceptual-weight 1);\n"
+                   "every student gets its own U-Net discriminator with spectral norm (0 = none)");
+  rest->add_option("--gan-warmup", a->gan_warmup, "Step from which the generators get the GAN term (critics train from the start)");
+  rest->add_option("--disc-lr", a->disc_lr, "Discriminators' learning rate");
+  rest->add_option("--disc-feat", a->disc_feat, "Discriminator width (Real-ESRGAN: 64, 4.4 M parameters; 32: a quarter)");
+  rest->add_flag("--disc-projection", a->disc_projection,
+                 "Projection discriminators conditioned on FaDeX's global degradation code (every student's alike)");
+  rest->add_option("--init", a->init,
+                   "Start from the restorer files of this folder when -o has none (restorer*.safetensors or the\n"
+                   "shipped scene_restorer*.safetensors, e.g. weights/): a fine-tune of trained weights");
+  rest->add_option("--people-fraction", a->people_fraction,
+                   "Share of scene crops cut, at random scales, from <data>/people (scripts/pack_gan_data.sh)");
+  rest->add_option("--dof-prob", a->dof_prob, "Share of clean crops given a synthetic shallow depth of field (bokeh)");
+  rest->add_option("--fp32-moments-max-mb", a->moments_mb,
+                   "Checkpoint AdamW moments in float32 (exact resume) while they fit this size, else bf16");
   rest->add_flag("--no-blind", a->no_blind, "Skip the blind twin");
   rest->add_flag("--param-oracle", a->param_oracle,
                  "Also train the ablation's upper bound: a restorer conditioned on the true degradation parameters\n"
@@ -236,6 +257,19 @@ Command setup_train(CLI::App& app, GlobalOptions&) {
               o.train_blind = !a->no_blind;
               o.param_oracle = a->param_oracle;
               o.amp = a->amp;
+              o.l1_weight = a->l1_weight;
+              o.gan_weight = a->gan_weight;
+              o.gan_warmup = a->gan_warmup;
+              o.disc_lr = a->disc_lr;
+              o.disc.num_feat = a->disc_feat;
+              o.disc_projection = a->disc_projection;
+              o.init_dir = a->init;
+              o.people_fraction = a->people_fraction;
+              o.dof_prob = a->dof_prob;
+              o.common.fp32_moments_max_mb = a->moments_mb;
+              if (fs::is_directory(a->data + "/people")) o.common.data.people_dir = a->data + "/people";
+              if (o.people_fraction > 0 && o.common.data.people_dir.empty())
+                throw IoError(a->data + "/people: not found (--people-fraction needs scripts/pack_gan_data.sh's pack)");
               print_report("train restorer", train_restorer(o), c.out_dir);
             }
           }};
