@@ -146,11 +146,13 @@ std::shared_ptr<ProcessGroup> init_process_group(const DistOptions& o) {
 #ifdef F2S_HAVE_GLOO
   if (backend == "gloo") {
     auto go = c10d::ProcessGroupGloo::Options::create(timeout);
-    // Loopback for a single host (tests, one-machine runs) avoids resolving the hostname; several
-    // hosts need the interface that MASTER_ADDR is reached through: Gloo's default device.
-    const bool local = e.master_addr == "127.0.0.1" || e.master_addr == "localhost" || !o.file_store.empty();
-    go->devices.push_back(local ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
-                                : c10d::ProcessGroupGloo::createDefaultDevice());
+    // GLOO_SOCKET_IFNAME as in PyTorch; else loopback for a single host (tests, one-machine runs:
+    // no hostname to resolve), else Gloo's default device (the interface of this host's name).
+    const char* ifname = std::getenv("GLOO_SOCKET_IFNAME");
+    const bool local = e.master_addr == "127.0.0.1" || e.master_addr == "localhost";
+    go->devices.push_back(ifname && *ifname ? c10d::ProcessGroupGloo::createDeviceForInterface(ifname)
+                          : local           ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
+                                            : c10d::ProcessGroupGloo::createDefaultDevice());
     pg = c10::make_intrusive<c10d::ProcessGroupGloo>(store, e.rank, e.world_size, go);
   }
 #endif
