@@ -39,9 +39,9 @@ std::string relative_to_root(const std::string& file, const std::string& root);
 // atomic there; on NFS give each shard its own). Reading tolerates a torn last line.
 class Manifest {
  public:
-  Manifest() = default;
-  // Reads `path` if it exists (IoError if it cannot be opened for appending).
-  explicit Manifest(const std::string& path);
+  // Reads `path` if it exists (IoError if it cannot be opened for appending); an empty path gives
+  // a disabled manifest (done() false, add() does nothing).
+  explicit Manifest(const std::string& path = "");
   bool enabled() const { return !path_.empty(); }
   bool done(const std::string& key) const;
   void add(const std::string& key);  // thread-safe

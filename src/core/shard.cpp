@@ -51,6 +51,7 @@ std::string relative_to_root(const std::string& file, const std::string& root) {
 }
 
 Manifest::Manifest(const std::string& path) : path_(path) {
+  if (path.empty()) return;
   std::ifstream in(path);
   std::string line;
   while (std::getline(in, line)) {

@@ -175,8 +175,7 @@ void run_batch(const RunArgs& a, const std::string& label, const std::vector<Pro
   const bool out_is_dir = files.size() > 1 || any_dir || fs::is_directory(a.out) || !is_image_path(a.out);
   if (out_is_dir) ensure_directory(a.out);
   const ShardSpec shard = ShardSpec::parse(a.shard);
-  Manifest manifest;
-  if (!a.manifest.empty()) manifest = Manifest(a.manifest);
+  Manifest manifest(a.manifest);
   struct Todo {
     std::string src, dst, key;
   };
