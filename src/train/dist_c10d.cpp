@@ -8,6 +8,7 @@
 // c10::intrusive_ptr<c10d::Work>, so one alias covers the difference.
 #include <cstdlib>
 
+#include <torch/version.h>  // TORCH_VERSION_MAJOR, before the alias below
 #include <torch/csrc/distributed/c10d/FileStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
