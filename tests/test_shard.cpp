@@ -111,7 +111,8 @@ std::set<std::string> names_in(const std::string& dir) {
 }  // namespace
 
 // Two shard jobs cover a folder exactly once; a rerun with the manifest redoes nothing; two CPU
-// workers (--devices cpu,cpu) give the same files as one.
+// workers (--devices cpu,cpu) give the same files as one. restore-face (Ref-FR alone) keeps it
+// quick; `restore` shares the same loop (run_batch).
 TEST(ShardCli, ShardsCoverTheFolderOnceManifestRerunsAndTwoWorkersAgree) {
   if (!have_models()) GTEST_SKIP() << "weights/ or the Real-ESRGAN base (scripts/install_models.sh) missing";
   const std::string dir = f2s_test::temp_dir("shard_cli");
@@ -124,11 +125,11 @@ TEST(ShardCli, ShardsCoverTheFolderOnceManifestRerunsAndTwoWorkersAgree) {
     write_image(in + "/" + name, tensor_to_image(torch::rand({3, 20, 24}) * 0.4 + 0.3, 8));
     all.insert(name);
   }
-  const std::string common = " --scale 1 --min-face 16 --blind --models " + models;
+  const std::string common = " --blind --models " + models;
   std::set<std::string> covered;
   for (int s = 0; s < 2; ++s) {
     const std::string out = dir + "/out" + std::to_string(s);
-    const auto r = f2s_test::run_cli("-q restore " + in + " -o " + out + " --shard " + std::to_string(s) +
+    const auto r = f2s_test::run_cli("-q restore-face " + in + " -o " + out + " --shard " + std::to_string(s) +
                                      "/2 --manifest " + dir + "/done.txt" + common);
     ASSERT_EQ(r.exit_code, 0) << r.output;
     for (const auto& n : names_in(out)) {
@@ -140,13 +141,13 @@ TEST(ShardCli, ShardsCoverTheFolderOnceManifestRerunsAndTwoWorkersAgree) {
   EXPECT_EQ(Manifest(dir + "/done.txt").size(), all.size());
   // Rerun: every input is in the manifest, nothing is restored (the outputs are gone to prove it).
   f2s_test::remove_tree(dir + "/out0");
-  const auto rerun = f2s_test::run_cli("-v restore " + in + " -o " + dir + "/out0 --shard 0/2 --manifest " + dir +
+  const auto rerun = f2s_test::run_cli("-v restore-face " + in + " -o " + dir + "/out0 --shard 0/2 --manifest " + dir +
                                        "/done.txt" + common);
   ASSERT_EQ(rerun.exit_code, 0) << rerun.output;
   EXPECT_NE(rerun.output.find("already finished"), std::string::npos) << rerun.output;
   EXPECT_TRUE(names_in(dir + "/out0").empty());
   // Two CPU workers in one process: every input once, the same pixels as one worker.
-  const auto two = f2s_test::run_cli("-q restore " + in + " -o " + dir + "/two --devices cpu,cpu" + common);
+  const auto two = f2s_test::run_cli("-q restore-face " + in + " -o " + dir + "/two --devices cpu,cpu" + common);
   ASSERT_EQ(two.exit_code, 0) << two.output;
   EXPECT_EQ(names_in(dir + "/two"), all);
   for (const auto& n : names_in(dir + "/out1")) {  // shard 1's outputs (shard 0's were removed above)
