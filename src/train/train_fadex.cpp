@@ -14,7 +14,12 @@ namespace face2scene {
 namespace F = torch::nn::functional;
 
 TrainReport train_fadex(const FaDeXTrainOptions& o) {
-  if (!o.teacher.empty()) return train_fadex_sizes(o);
+  if (!o.teacher.empty()) {
+    // The distillation loop has no gradient averaging yet: refuse rather than train N divergent
+    // replicas that all write the same files.
+    if (o.common.dist) throw ArgumentError("train fadex --teacher does not support --distributed yet");
+    return train_fadex_sizes(o);
+  }
   const auto& c = o.common;
   std::filesystem::create_directories(c.out_dir);
   const std::string weights = c.out_dir + "/" + kFaDeXFile, state_file = c.out_dir + "/" + kFaDeXStateFile;
