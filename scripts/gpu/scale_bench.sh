@@ -18,7 +18,8 @@ ngpu=$(nvidia-smi -L | wc -l)
 GPUS=${GPUS:-$(echo 1 2 "$ngpu" | tr ' ' '\n' | awk -v n="$ngpu" '$1<=n' | sort -nu | tr '\n' ' ')}
 W=${W:-.cache/gpu_weights}
 export F2S_WEIGHTS_DIR=${F2S_WEIGHTS_DIR:-$PWD/$W}  # the Real-ESRGAN base for `restore`
-[ -x build-gpu/bin/face2scene ] || TARGETS=face2scene bash scripts/gpu-build.sh build-gpu | tail -3
+# Always (incremental): a build-gpu/ kept on a warm machine may predate this tree.
+TARGETS=face2scene bash scripts/gpu-build.sh build-gpu | tail -3
 F2S=$PWD/build-gpu/bin/face2scene
 mkdir -p "$OUT"
 res=$OUT/scale_results.md
