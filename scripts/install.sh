@@ -25,10 +25,11 @@ if [ "$apt" = 1 ]; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq
+  # libgloo-dev: headers of c10d's Gloo backend (distributed training on CPUs and its tests).
   # libopenblas0-pthread: without it every matmul in Debian's LibTorch runs ~36x slower.
   $sudo apt-get install -y -qq --no-install-recommends \
     build-essential cmake ninja-build ccache pkg-config ca-certificates \
-    libtorch-dev libopenblas0-pthread \
+    libtorch-dev libgloo-dev libopenblas0-pthread \
     libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev \
     libjpeg-dev libpng-dev liblcms2-dev zlib1g-dev libdlib-dev libdlib-data \
     libcpp-httplib-dev python3 chromium chromium-driver >/dev/null

@@ -13,6 +13,7 @@
 
 #include "face2scene/degrade.hpp"
 #include "face2scene/discriminator.hpp"
+#include "face2scene/distributed.hpp"
 #include "face2scene/oracle.hpp"
 #include "face2scene/safetensors.hpp"
 #include "face2scene/scene_restorer.hpp"
@@ -32,6 +33,9 @@ struct TrainDataOptions {
   // fails if any training file has one of these contents.
   std::string heldout_list;
   int threads = 0;  // decoding threads (0 = hardware)
+  // Distributed training: this rank loads only files i with i % shard_count == shard_rank (of the
+  // sorted lists; every file while a list is shorter than shard_count).
+  int shard_rank = 0, shard_count = 1;
 };
 
 struct TrainData {
@@ -124,6 +128,14 @@ struct TrainCommon {
   // Optimiser moments are checkpointed in float32 (exact resume) while all of them together fit
   // this size, else in bf16 (the GPU machine's carry limits what a checkpoint may weigh).
   double fp32_moments_max_mb = 48;
+  // Data-parallel training (face2scene/distributed.hpp) when set: this process is one rank; each
+  // rank draws its own samples (per-rank seeds, its data shard) with `batch` per rank, gradients
+  // are averaged over ranks, rank 0 alone writes checkpoints, the loss CSV and log lines (losses
+  // averaged over ranks). Checkpoints hold nothing per rank: a run resumes with any world size.
+  std::shared_ptr<dist::ProcessGroup> dist;
+  int rank() const { return dist ? dist->rank() : 0; }
+  int world_size() const { return dist ? dist->size() : 1; }
+  bool primary() const { return rank() == 0; }
 };
 
 struct FaDeXTrainOptions {
@@ -186,7 +198,8 @@ struct RestorerTrainOptions {
 struct TrainReport {
   int64_t steps = 0;
   double seconds = 0;
-  double samples_per_s = 0;
+  double samples_per_s = 0;  // of this process (per GPU when distributed)
+  int world_size = 1;
   double peak_gpu_mb = 0;
   double last_loss = 0;
 };

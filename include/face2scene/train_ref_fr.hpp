@@ -67,8 +67,10 @@ struct FaceSet {
 };
 // dir/<identity>/*.{jpg,png}: aligned faces, area-resized to `size`. Refuses (FormatError) any
 // identity that `split` lists as test or does not list at all.
+// shard_count > 1 (distributed training): only identities i (sorted) with i % shard_count ==
+// shard_rank are loaded; an identity's photos stay together, so references still come from it.
 FaceSet load_face_set(const std::string& dir, int64_t size, const std::vector<FaceSplitEntry>& split,
-                      const torch::Device& device, int threads = 0);
+                      const torch::Device& device, int threads = 0, int shard_rank = 0, int shard_count = 1);
 
 // ---- identity loss ----------------------------------------------------------------------------
 // FFHQ-aligned faces [B,3,S,S] in [0,1] -> [B,D] unit-length identity embeddings, differentiable

@@ -92,6 +92,15 @@ TrainData load_train_data(const TrainDataOptions& o, const torch::Device& device
   TrainData d;
   d.face_files = list_images(o.faces_dir);
   d.scene_files = list_images(o.scenes_dir);
+  if (o.shard_count > 1) {
+    auto keep = [&](std::vector<std::string>& files) {
+      std::vector<std::string> mine;
+      for (size_t i : dist::shard_indices(files.size(), o.shard_rank, o.shard_count)) mine.push_back(files[i]);
+      files = std::move(mine);
+    };
+    keep(d.face_files);
+    keep(d.scene_files);
+  }
   const int64_t fc = o.face_crop, fsz = o.face_size;
   auto faces = decode_all(d.face_files, heldout, o.threads, [&](torch::Tensor t) {
     const int64_t h = t.size(1), w = t.size(2);
@@ -114,7 +123,8 @@ TrainData load_train_data(const TrainDataOptions& o, const torch::Device& device
   log_info("training data: " + std::to_string(d.faces.size(0)) + " faces (" + o.faces_dir + "), " +
            std::to_string(d.scenes.size()) + " scenes (" + o.scenes_dir + ")" +
            (o.people_dir.empty() ? "" : ", " + std::to_string(d.people.size()) + " people photos (" + o.people_dir + ")") +
-           ", none in the held-out list (" + std::to_string(heldout.size()) + " checksums)");
+           ", none in the held-out list (" + std::to_string(heldout.size()) + " checksums)" +
+           (o.shard_count > 1 ? "; shard " + std::to_string(o.shard_rank) + " of " + std::to_string(o.shard_count) : ""));
   return d;
 }
 

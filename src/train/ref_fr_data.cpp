@@ -182,12 +182,15 @@ PackReport pack_ref_fr_data(const std::string& root, const std::vector<FaceSplit
 
 // ---- loading --------------------------------------------------------------------------------
 FaceSet load_face_set(const std::string& dir, int64_t size, const std::vector<FaceSplitEntry>& split,
-                      const torch::Device& device, int threads) {
+                      const torch::Device& device, int threads, int shard_rank, int shard_count) {
   std::map<std::string, std::string> split_of;
   for (const auto& e : split) split_of[e.identity] = e.split;
   FaceSet set;
   std::vector<std::string> files;
-  for (const auto& id : sorted_entries(dir, true)) {
+  const auto all_ids = sorted_entries(dir, true);
+  std::vector<std::string> ids;
+  for (size_t i : dist::shard_indices(all_ids.size(), shard_rank, std::max(shard_count, 1))) ids.push_back(all_ids[i]);
+  for (const auto& id : ids) {
     auto it = split_of.find(id);
     if (it == split_of.end())
       throw FormatError(dir + "/" + id + ": identity not in the split file; refusing to train on an unlisted identity");
@@ -211,7 +214,8 @@ FaceSet load_face_set(const std::string& dir, int64_t size, const std::vector<Fa
   int64_t multi = 0;
   for (const auto& m : set.members) multi += m.size() > 1;
   log_info("Ref-FR data: " + std::to_string(files.size()) + " faces of " + std::to_string(set.names.size()) +
-           " train identities (" + std::to_string(multi) + " with 2+ photos) from " + dir);
+           " train identities (" + std::to_string(multi) + " with 2+ photos) from " + dir +
+           (shard_count > 1 ? " (shard " + std::to_string(shard_rank) + " of " + std::to_string(shard_count) + ")" : ""));
   return set;
 }
 

@@ -14,13 +14,23 @@ namespace face2scene {
 namespace F = torch::nn::functional;
 
 TrainReport train_fadex(const FaDeXTrainOptions& o) {
-  if (!o.teacher.empty()) return train_fadex_sizes(o);
+  if (!o.teacher.empty()) {
+    // The distillation loop has no gradient averaging yet: refuse rather than train N divergent
+    // replicas that all write the same files.
+    if (o.common.dist) throw ArgumentError("train fadex --teacher does not support --distributed yet");
+    return train_fadex_sizes(o);
+  }
   const auto& c = o.common;
   std::filesystem::create_directories(c.out_dir);
   const std::string weights = c.out_dir + "/" + kFaDeXFile, state_file = c.out_dir + "/" + kFaDeXStateFile;
   const std::string old_optim_file = c.out_dir + "/fadex_optim.safetensors";  // before single-file checkpoints
   set_global_seed(c.seed);
-  const TrainData data = load_train_data(c.data, c.device);
+  // Distributed: each rank its own data shard and sample streams (rank 0 keeps the run's seed).
+  auto data_opts = c.data;
+  data_opts.shard_rank = c.rank();
+  data_opts.shard_count = c.world_size();
+  const uint64_t seed = dist::rank_seed(c.seed, c.rank());
+  const TrainData data = load_train_data(data_opts, c.device);
 
   FaDeXOptions net_options = o.net;
   net_options.param_dim = kDegradationTargetSize;
@@ -53,8 +63,16 @@ TrainReport train_fadex(const FaDeXTrainOptions& o) {
   } else if (file_exists(old_optim_file)) {
     opt.load_state(load_safetensors(old_optim_file).tensors, old_optim_file);
   }
+  std::unique_ptr<dist::GradSync> sync;
+  if (c.dist) {
+    auto all = net->parameters();
+    for (auto& t : net->buffers()) all.push_back(t);
+    dist::broadcast_tensors(*c.dist, all);  // rank 0's weights are the replicas' start
+    sync = std::make_unique<dist::GradSync>(c.dist, net->parameters());
+  }
   const torch::Dtype moments = checkpoint_moments_dtype({&opt}, c.fp32_moments_max_mb);
   auto write_checkpoint = [&]() {
+    if (!c.primary()) return;  // replicas are identical: rank 0 writes
     save_checkpoint(state_file, {{"fadex.net", fp32_copy(state_dict(*net))}, {"fadex.opt", opt.state(moments)}}, opt.steps());
     save_fadex(weights, net);  // the deliverable; resuming reads the checkpoint above
   };
@@ -68,9 +86,9 @@ TrainReport train_fadex(const FaDeXTrainOptions& o) {
     // Every random draw of a step is a function of (seed, step) alone, so a resumed run takes
     // exactly the batches an uninterrupted one would.
     const uint64_t step = uint64_t(opt.steps());
-    auto step_gen = make_generator(mix_seed(c.seed, mix_seed(1000, step)), torch::kCPU);
-    std::mt19937_64 rng(mix_seed(c.seed, mix_seed(2000, step)));
-    DegradationMix mix(c.presets, 4.0f, mix_seed(c.seed, mix_seed(3000, step)));
+    auto step_gen = make_generator(mix_seed(seed, mix_seed(1000, step)), torch::kCPU);
+    std::mt19937_64 rng(mix_seed(seed, mix_seed(2000, step)));
+    DegradationMix mix(c.presets, 4.0f, mix_seed(seed, mix_seed(3000, step)));
     const bool x1 = unit(rng) < c.x1_fraction;
     auto params = mix.sample_batch(int(k), x1, rng);
     auto both = params;
@@ -92,6 +110,7 @@ TrainReport train_fadex(const FaDeXTrainOptions& o) {
     auto loss = infonce + o.param_weight * mse;
     opt.zero_grad();
     loss.backward();
+    if (sync) sync->finish();  // all-reduces overlapped backward; this waits and averages
     opt.step();
     const double top1 = logits.argmax(1).eq(labels).to(torch::kFloat32).mean().item<double>();
     loop.record(opt.steps(), 2 * k, {loss.item<double>(), infonce.item<double>(), mse.item<double>(), top1});

@@ -23,6 +23,7 @@ struct Student {
   RefFR net{nullptr};
   PatchDiscriminator critic{nullptr};
   std::unique_ptr<AdamW> opt, critic_opt;
+  std::unique_ptr<dist::GradSync> sync, critic_sync;  // distributed runs only
 };
 
 TensorMap prefixed(const TensorMap& m, const std::string& p) {
@@ -50,6 +51,7 @@ void save_state(const std::string& path, const std::vector<Student>& students) {
 
 void save_all(const RefFRTrainOptions& o, std::vector<Student>& students, const std::string& state_file,
               int64_t step) {
+  if (!o.common.primary()) return;  // replicas are identical: rank 0 writes
   for (auto& s : students) {
     s.net->eval();
     save_ref_fr(s.weights, s.net, s.blind, torch::kFloat32,
@@ -87,7 +89,9 @@ TrainReport train_ref_fr(const RefFRTrainOptions& o) {
   set_global_seed(c.seed);
   if (c.device.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
   const auto split = read_face_split(o.split_file);
-  const FaceSet set = load_face_set(o.faces_dir, o.net.size, split, c.device);
+  // Distributed: each rank its own identities and sample streams (rank 0 keeps the run's seed).
+  const FaceSet set = load_face_set(o.faces_dir, o.net.size, split, c.device, 0, c.rank(), c.world_size());
+  const uint64_t seed = dist::rank_seed(c.seed, c.rank());
   const metrics::Lpips lpips(o.lpips_weights, c.device);
   FaceEmbedFn embed;
   if (!o.identity_weights.empty()) embed = make_identity_embed(o.identity_weights, c.device);
@@ -137,6 +141,16 @@ TrainReport train_ref_fr(const RefFRTrainOptions& o) {
       s.opt->load_state(with_prefix_only(state, s.name + ".opt."), state_file);
       s.critic_opt->load_state(with_prefix_only(state, s.name + ".critic_opt."), state_file);
     }
+    if (c.dist) {
+      // Rank 0's weights are the replicas' start, whatever each rank loaded.
+      auto all = s.net->parameters();
+      for (auto& t : s.net->buffers()) all.push_back(t);
+      for (auto& t : s.critic->parameters()) all.push_back(t);
+      for (auto& t : s.critic->buffers()) all.push_back(t);
+      dist::broadcast_tensors(*c.dist, all);
+      s.sync = std::make_unique<dist::GradSync>(c.dist, s.net->parameters());
+      s.critic_sync = std::make_unique<dist::GradSync>(c.dist, s.critic->parameters());
+    }
   }
   if (have_weights)
     log_info("resuming Ref-FR from " + c.out_dir + " at step " + std::to_string(start) +
@@ -146,13 +160,13 @@ TrainReport train_ref_fr(const RefFRTrainOptions& o) {
   std::vector<std::string> cols{"loss", "l1", "lpips", "id", "adv", "d_loss"};
   if (o.train_blind) cols.insert(cols.end(), {"blind_loss", "blind_l1", "blind_lpips", "blind_id", "blind_adv", "blind_d_loss"});
   TrainLoop loop(c, "ref_fr", cols);
-  auto gen = make_generator(mix_seed(c.seed, 8000 + uint64_t(start)), torch::kCPU);
-  std::mt19937_64 rng(mix_seed(c.seed, 9000 + uint64_t(start)));
+  auto gen = make_generator(mix_seed(seed, 8000 + uint64_t(start)), torch::kCPU);
+  std::mt19937_64 rng(mix_seed(seed, 9000 + uint64_t(start)));
   std::vector<DegradationMix> mixes;
   // The engine degrades by at most ×8; larger factors area-downscale the face first (the
   // degradation then acts on the small face, as on a small face in a group photo).
   for (size_t i = 0; i < o.scales.size(); ++i)
-    mixes.emplace_back(c.presets, std::min(o.scales[i], 8.0f), mix_seed(c.seed, 10000 + 97 * i + uint64_t(start)));
+    mixes.emplace_back(c.presets, std::min(o.scales[i], 8.0f), mix_seed(seed, 10000 + 97 * i + uint64_t(start)));
   std::uniform_real_distribution<double> unit(0, 1);
   const int64_t b = o.batch, size = o.net.size;
   int64_t step = start;
@@ -196,12 +210,14 @@ TrainReport train_ref_fr(const RefFRTrainOptions& o) {
       auto loss = l1 + o.lpips_weight * lp + o.identity_weight * id + o.adv_weight * adv;
       s.opt->zero_grad();
       loss.backward();
+      if (s.sync) s.sync->finish();  // all-reduces overlapped backward; this waits and averages
       s.opt->step();
       double d_value = 0;
       if (o.adv_weight > 0 && step + 200 >= o.adv_warmup) {  // the critic starts a little earlier
         auto d_loss = F::softplus(-s.critic->forward(hq)).mean() + F::softplus(s.critic->forward(predc.detach())).mean();
         s.critic_opt->zero_grad();
         d_loss.backward();
+        if (s.critic_sync) s.critic_sync->finish();
         s.critic_opt->step();
         d_value = d_loss.item<double>();
       }
@@ -220,7 +236,7 @@ TrainReport train_ref_fr(const RefFRTrainOptions& o) {
     }
   }
   save_all(o, students, state_file, step);
-  if (show_lq.defined()) {
+  if (show_lq.defined() && c.primary()) {
     // degraded | blind twin | with references | ground truth | first reference (of the last batch)
     std::vector<torch::Tensor> cols_img{show_lq};
     for (auto it = show_out.rbegin(); it != show_out.rend(); ++it) cols_img.push_back(*it);

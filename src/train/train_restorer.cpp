@@ -26,6 +26,7 @@ struct Student {
   std::unique_ptr<AdamW> opt;
   UNetDiscriminator disc{nullptr};  // GAN training only
   std::unique_ptr<AdamW> disc_opt;
+  std::unique_ptr<dist::GradSync> sync;  // distributed runs only
   std::string weights, optim_file;  // optim_file: only read (resumes a folder from before checkpoints)
 };
 
@@ -124,6 +125,14 @@ void init_student(Student& s, const RestorerTrainOptions& o, const SafeTensors& 
     // Real-ESRGAN's critic: Adam, betas (0.9, 0.99), its own learning rate.
     s.disc_opt = std::make_unique<AdamW>(s.disc->parameters(), o.disc_lr, 0.9, 0.99, 0.0);
   }
+  if (c.dist) {
+    // Whatever each rank loaded, rank 0's weights are the replicas' start.
+    auto all = params;
+    for (auto& t : s.net->buffers()) all.push_back(t);
+    for (auto& t : s.mapnet->buffers()) all.push_back(t);
+    dist::broadcast_tensors(*c.dist, all);
+    s.sync = std::make_unique<dist::GradSync>(c.dist, params);
+  }
   if (ckpt && ckpt->has(s.name + ".opt")) {
     // The checkpoint is the resume point: weights and moments of one step, written in one piece.
     restore_from_checkpoint(s, *ckpt);
@@ -136,10 +145,19 @@ void init_student(Student& s, const RestorerTrainOptions& o, const SafeTensors& 
 
 TrainReport train_restorer(const RestorerTrainOptions& o) {
   const auto& c = o.common;
+  if (c.dist && o.gan_weight > 0) {
+    // The critics' gradients are not averaged over ranks yet: each rank would train its own critic.
+    throw ArgumentError("train restorer: --distributed with --gan-weight > 0 is not supported yet");
+  }
   std::filesystem::create_directories(c.out_dir);
   set_global_seed(c.seed);
   if (c.device.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
-  const TrainData data = load_train_data(c.data, c.device);
+  // Distributed: each rank its own data shard and sample streams (rank 0 keeps the run's seed).
+  auto data_opts = c.data;
+  data_opts.shard_rank = c.rank();
+  data_opts.shard_count = c.world_size();
+  const uint64_t seed = dist::rank_seed(c.seed, c.rank());
+  const TrainData data = load_train_data(data_opts, c.device);
   FaDeX fadex = load_fadex(o.fadex_weights, c.device);
   for (auto& p : fadex->parameters()) p.set_requires_grad(false);
   const metrics::Lpips lpips(o.lpips_weights, c.device);
@@ -190,6 +208,7 @@ TrainReport train_restorer(const RestorerTrainOptions& o) {
   }
   const torch::Dtype moments = checkpoint_moments_dtype(opts, c.fp32_moments_max_mb);
   auto write_checkpoint = [&](int64_t step) {
+    if (!c.primary()) return;  // replicas are identical: rank 0 writes
     CheckpointGroups g;
     for (const auto& s : students) add_to_checkpoint(g, s, moments);
     save_checkpoint(state_file, g, step);
@@ -216,9 +235,9 @@ TrainReport train_restorer(const RestorerTrainOptions& o) {
   while (loop.keep_going(step)) {
     // Every random draw of a step is a function of (seed, step) alone, so a resumed run takes
     // exactly the batches an uninterrupted one would.
-    auto gen = make_generator(mix_seed(c.seed, mix_seed(5000, uint64_t(step))), torch::kCPU);
-    std::mt19937_64 rng(mix_seed(c.seed, mix_seed(6000, uint64_t(step))));
-    DegradationMix mix(c.presets, 4.0f, mix_seed(c.seed, mix_seed(7000, uint64_t(step))));
+    auto gen = make_generator(mix_seed(seed, mix_seed(5000, uint64_t(step))), torch::kCPU);
+    std::mt19937_64 rng(mix_seed(seed, mix_seed(6000, uint64_t(step))));
+    DegradationMix mix(c.presets, 4.0f, mix_seed(seed, mix_seed(7000, uint64_t(step))));
     const bool x1 = unit(rng) < c.x1_fraction;
     const int scale = x1 ? 1 : 4;
     auto params = mix.sample_batch(o.batch, x1, rng);
@@ -268,6 +287,7 @@ TrainReport train_restorer(const RestorerTrainOptions& o) {
       }
       s.opt->zero_grad();
       loss.backward();
+      if (s.sync) s.sync->finish();  // all-reduces overlapped backward; this waits and averages
       s.opt->step();
       values.insert(values.end(), {loss.item<double>(), l1.item<double>(), lp.item<double>()});
       if (s.disc) {

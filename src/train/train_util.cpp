@@ -107,7 +107,7 @@ bool CheckpointClock::due() {
 TrainLoop::TrainLoop(const TrainCommon& c, std::string name, std::vector<std::string> columns)
     : common_(c), name_(std::move(name)), columns_(std::move(columns)), sums_(columns_.size(), 0.0) {
   csv_ = c.out_dir + "/" + name_ + "_loss.csv";
-  if (!file_exists(csv_)) {
+  if (c.primary() && !file_exists(csv_)) {
     std::ofstream out(csv_);
     if (!out) throw IoError(csv_ + ": cannot write the loss log");
     out << "step,seconds,samples_per_s";
@@ -122,10 +122,13 @@ bool TrainLoop::keep_going(int64_t step) const {
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   // Keep 10 s (or 5% of a short budget) to write checkpoints before the budget ends.
   const double budget = common_.max_minutes * 60.0;
-  return s < budget - std::min(10.0, 0.05 * budget);
+  const bool mine = s < budget - std::min(10.0, 0.05 * budget);
+  // Each rank's clock is its own: all stop as soon as one would.
+  return common_.dist ? dist::all_ranks(*common_.dist, mine) : mine;
 }
 
-void TrainLoop::record(int64_t step, int64_t samples, const std::vector<double>& values) {
+void TrainLoop::record(int64_t step, int64_t samples, const std::vector<double>& in) {
+  const std::vector<double> values = common_.dist ? dist::mean_over_ranks(*common_.dist, in) : in;
   if (first_step_ < 0) first_step_ = step - 1;
   for (size_t i = 0; i < values.size() && i < sums_.size(); ++i) sums_[i] += values[i];
   if (!values.empty()) last_loss_ = values[0];
@@ -140,9 +143,16 @@ void TrainLoop::flush(int64_t step) {
   const auto now = std::chrono::steady_clock::now();
   const double win = std::chrono::duration<double>(now - window_start_).count();
   const double total = std::chrono::duration<double>(now - start_).count();
-  std::ofstream out(csv_, std::ios::app);
   char buf[64];
   const double rate = window_samples_ / std::max(win, 1e-9);
+  if (!common_.primary()) {  // the other ranks only keep their sums in step
+    std::fill(sums_.begin(), sums_.end(), 0.0);
+    window_steps_ = 0;
+    window_samples_ = 0;
+    window_start_ = now;
+    return;
+  }
+  std::ofstream out(csv_, std::ios::app);
   std::snprintf(buf, sizeof buf, "%.1f,%.1f", total, rate);
   out << step << "," << buf;
   std::snprintf(buf, sizeof buf, " step %lld: %.0f s, %.1f samples/s:", static_cast<long long>(step), total, rate);
@@ -167,6 +177,9 @@ TrainReport TrainLoop::finish(int64_t step) {
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   r.samples_per_s = total_samples_ / std::max(r.seconds, 1e-9);
   r.last_loss = last_loss_;
+  r.world_size = common_.world_size();
+  // The trainers write their last checkpoint before finish(): no rank leaves before rank 0 wrote it.
+  if (common_.dist) common_.dist->barrier();
   return r;
 }
 

@@ -74,10 +74,13 @@ class CheckpointClock {
   std::chrono::steady_clock::time_point last_;
 };
 
+// Distributed runs: every rank runs the loop (keep_going and record are collectives, so ranks stop
+// at the same step and log losses averaged over ranks); rank 0 alone writes the CSV and log lines.
 class TrainLoop {
  public:
   TrainLoop(const TrainCommon& common, std::string name, std::vector<std::string> columns);
-  // False once the step limit is reached or the budget (less a margin for saving) is spent.
+  // False once the step limit is reached or the budget (less a margin for saving) is spent (on
+  // any rank, when distributed).
   bool keep_going(int64_t step) const;
   // One optimisation step done: `samples` images seen, loss values in column order.
   void record(int64_t step, int64_t samples, const std::vector<double>& values);

@@ -2,12 +2,17 @@
 // the oracle of the photo's degradation (FaDeX), the whole photo restored with that reading, the
 // faces pasted back. `face2scene restore-face`: Ref-FR alone, on aligned crops or on every face of
 // a photo. Both run through the library's Face2Scene API (face2scene/pipeline.hpp).
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <deque>
 #include <filesystem>
 #include <future>
 #include <map>
+#include <mutex>
+#include <thread>
+
+#include <c10/core/DeviceGuard.h>
 
 #include <nlohmann/json.hpp>
 
@@ -15,6 +20,7 @@
 #include "face2scene/core.hpp"
 #include "face2scene/identity.hpp"
 #include "face2scene/pipeline.hpp"
+#include "face2scene/shard.hpp"
 #include "face2scene/tensor.hpp"
 
 namespace face2scene::cli {
@@ -24,6 +30,7 @@ namespace fs = std::filesystem;
 struct RunArgs {
   std::vector<std::string> inputs;
   std::string out, refs, report, models, identity_weights, fadex, device = "auto", dtype = "auto";
+  std::string shard = "0/1", manifest, devices;  // scale-out: docs/scale-out.md
   std::vector<std::string> face_refs;
   int scale = 4, tile = -1, max_faces = 64, min_face = 12;
   double realism = 0;
@@ -35,9 +42,11 @@ struct Failure {
   std::string file, why;
 };
 
-// Inputs → image files. A missing input or an empty folder is a failure of that input, reported at
-// the end; the others still run.
-std::vector<std::string> gather(const std::vector<std::string>& inputs, std::vector<Failure>& failures, bool& any_dir) {
+// Inputs → image files, with each file's path relative to its input root (a folder given, or the
+// file's own folder: its name), which --shard hashes and the manifest records. A missing input or
+// an empty folder is a failure of that input, reported at the end; the others still run.
+std::vector<std::string> gather(const std::vector<std::string>& inputs, std::vector<Failure>& failures, bool& any_dir,
+                                std::vector<std::string>* keys = nullptr) {
   std::vector<std::string> out;
   for (const auto& in : inputs) {
     std::error_code ec;
@@ -49,8 +58,11 @@ std::vector<std::string> gather(const std::vector<std::string>& inputs, std::vec
       std::sort(files.begin(), files.end());
       if (files.empty()) failures.push_back({in, "folder holds no .png/.jpg images"});
       out.insert(out.end(), files.begin(), files.end());
+      if (keys)
+        for (const auto& f : files) keys->push_back(relative_to_root(f, in));
     } else if (fs::exists(in, ec)) {
       out.push_back(in);
+      if (keys) keys->push_back(relative_to_root(in, ""));
     } else {
       failures.push_back({in, "no such file or folder"});
     }
@@ -78,9 +90,26 @@ Image side_by_side(const Image& input, const Image& result) {
   return tensor_to_image(torch::cat({a, sep, b}, 3), result.bit_depth);
 }
 
-Face2SceneConfig make_config(const RunArgs& a, bool scene) {
+// --devices "0,1" (CUDA indices), "cuda:0,cuda:1", "cpu,cpu" (two CPU workers), …; empty: --device.
+std::vector<torch::Device> parse_devices(const RunArgs& a) {
+  if (a.devices.empty()) return {parse_device(a.device)};
+  std::vector<torch::Device> out;
+  std::string rest = a.devices;
+  while (!rest.empty()) {
+    const auto comma = rest.find(',');
+    const std::string d = rest.substr(0, comma);
+    rest = comma == std::string::npos ? "" : rest.substr(comma + 1);
+    if (d.empty()) continue;
+    const bool index = d.find_first_not_of("0123456789") == std::string::npos;
+    out.push_back(parse_device(index ? "cuda:" + d : d));
+  }
+  if (out.empty()) throw ArgumentError("--devices '" + a.devices + "': expected e.g. 0,1 or cpu,cpu");
+  return out;
+}
+
+Face2SceneConfig make_config(const RunArgs& a, bool scene, const torch::Device& device) {
   Face2SceneConfig c;
-  c.device = parse_device(a.device);
+  c.device = device;
   c.dtype = parse_dtype(a.dtype, c.device, torch::kBFloat16);
   c.models_dir = a.models;
   c.identity_weights = a.identity_weights;
@@ -130,27 +159,53 @@ ReferenceSet load_refs(const RunArgs& a, const Face2Scene& f2s, std::map<int, st
   return set;
 }
 
-// The folder/file loop shared by both commands: the next input is decoded while the current one is
-// restored, outputs are written on a background thread (write_image writes to a temporary name and
-// renames), an input that fails is reported by name and the run goes on; a failure makes the exit
-// code non-zero at the end, with a summary.
-void run_batch(const RunArgs& a, const std::string& label,
-               const std::function<Face2SceneResult(const Image&)>& process, const std::vector<std::string>& ref_warnings) {
+using Processor = std::function<Face2SceneResult(const Image&)>;
+
+// The folder/file loop shared by both commands. One worker per processor (one per --devices entry,
+// each with its own Face2Scene): workers take the next input from a shared cursor, so inputs
+// stream to whichever device is free. Within a worker, the next input is decoded while the current
+// one is restored and outputs are written on a background thread (write_image writes to a
+// temporary name and renames); an input that fails is reported by name and the run goes on; a
+// failure makes the exit code non-zero at the end, with a summary. --shard keeps this job's share
+// of the inputs; --manifest skips finished inputs and records each one once its outputs exist.
+void run_batch(const RunArgs& a, const std::string& label, const std::vector<Processor>& workers,
+               const std::vector<torch::Device>& devices, const std::vector<std::string>& ref_warnings) {
   std::vector<Failure> failures;
   bool any_dir = false;
-  const auto files = gather(a.inputs, failures, any_dir);
+  std::vector<std::string> keys;
+  const auto files = gather(a.inputs, failures, any_dir, &keys);
   const size_t unreadable_inputs = failures.size();
   const bool out_is_dir = files.size() > 1 || any_dir || fs::is_directory(a.out) || !is_image_path(a.out);
   if (out_is_dir) ensure_directory(a.out);
-  std::vector<std::pair<std::string, std::string>> todo;
-  for (const auto& f : files) {
-    const std::string dst = output_path_for(f, a.out, out_is_dir);
-    if (a.skip_existing && file_exists(dst)) {
-      log_info("skip (exists): " + dst);
+  const ShardSpec shard = ShardSpec::parse(a.shard);
+  Manifest manifest(a.manifest);
+  struct Todo {
+    std::string src, dst, key;
+  };
+  std::vector<Todo> todo;
+  size_t other_shards = 0, in_manifest = 0;
+  for (size_t i = 0; i < files.size(); ++i) {
+    if (!in_shard(keys[i], shard)) {
+      ++other_shards;
       continue;
     }
-    todo.emplace_back(f, dst);
+    const std::string dst = output_path_for(files[i], a.out, out_is_dir);
+    if (manifest.enabled() && manifest.done(keys[i])) {
+      ++in_manifest;
+      continue;
+    }
+    if (a.skip_existing && file_exists(dst)) {
+      log_info("skip (exists): " + dst);
+      manifest.add(keys[i]);  // the output exists: finished
+      continue;
+    }
+    todo.push_back({files[i], dst, keys[i]});
   }
+  if (!shard.whole())
+    log_info("shard " + shard.str() + ": " + std::to_string(files.size() - other_shards) + " of " +
+             std::to_string(files.size()) + " input(s)");
+  if (in_manifest) log_info(std::to_string(in_manifest) + " input(s) already finished (" + manifest.path() + ")");
+  std::mutex mu;  // reports, failures, progress, the report file and stdout
   nlohmann::json reports = nlohmann::json::array();
   auto write_report = [&]() {
     if (a.report.empty()) return;
@@ -158,64 +213,95 @@ void run_batch(const RunArgs& a, const std::string& label,
     nlohmann::json fails = nlohmann::json::array();
     for (const auto& f : failures) fails.push_back({{"input", f.file}, {"error", f.why}});
     doc["failures"] = fails;
+    if (!shard.whole()) doc["shard"] = shard.str();
     write_file_atomically(a.report, doc.dump(1) + "\n");
+  };
+  auto fail = [&](const std::string& src, const std::string& why) {
+    std::lock_guard<std::mutex> lock(mu);
+    failures.push_back({src, why});
   };
   auto decode_async = [](const std::string& path) {
     return std::async(std::launch::async, [path]() { return read_image(path); });
   };
-  std::future<Image> next;
-  if (!todo.empty()) next = decode_async(todo.front().first);
-  std::deque<std::pair<std::string, std::future<void>>> pending;  // (input, write)
-  auto drain = [&](size_t keep) {
-    while (pending.size() > keep) {
-      try {
-        pending.front().second.get();
-      } catch (const std::exception& e) {
-        failures.push_back({pending.front().first, std::string("write failed: ") + e.what()});
-      }
-      pending.pop_front();
-    }
-  };
   Progress progress(label, static_cast<int64_t>(todo.size()));
-  for (size_t i = 0; i < todo.size(); ++i) {
-    const auto& [src, dst] = todo[i];
-    try {
-      Image img;
-      try {
-        img = next.get();
-      } catch (...) {
-        if (i + 1 < todo.size()) next = decode_async(todo[i + 1].first);
-        throw;
+  std::atomic<size_t> cursor{0};
+  auto worker = [&](const Processor& process, const torch::Device& device) {
+    // Tensors made without a device index land on this worker's GPU.
+    c10::DeviceGuard guard(device);
+    std::deque<std::pair<std::string, std::future<void>>> pending;  // (input, write)
+    auto drain = [&](size_t keep) {
+      while (pending.size() > keep) {
+        try {
+          pending.front().second.get();
+        } catch (const std::exception& e) {
+          fail(pending.front().first, std::string("write failed: ") + e.what());
+        }
+        pending.pop_front();
       }
-      if (i + 1 < todo.size()) next = decode_async(todo[i + 1].first);
-      const auto r = process(img);
-      std::printf("%s: %d face%s detected, %d restored; %s; %.1f s\n", src.c_str(), r.faces_detected,
-                  r.faces_detected == 1 ? "" : "s", r.faces_restored, r.degradation_words.c_str(), r.timings.total);
-      std::fflush(stdout);
-      reports.push_back(nlohmann::json::parse(result_to_json(r, src, dst, -1)));
-      drain(1);  // at most one write in flight besides this one: outputs are large
-      Image sbs;
-      if (a.side_by_side) sbs = side_by_side(img, r.image);
-      pending.emplace_back(src, std::async(std::launch::async, [dst = dst, out = r.image, sbs = std::move(sbs)]() {
-                             lower_thread_priority();
-                             WriteOptions wo;
-                             wo.png_level = 2;
-                             write_image(dst, out, wo);
-                             if (!sbs.empty()) write_image(side_by_side_path(dst), sbs, wo);
-                           }));
-    } catch (const Error& e) {
-      // Library errors usually name the file already.
-      const std::string why = e.what();
-      log_warn(why.find(src) == std::string::npos ? src + ": " + why : why);
-      failures.push_back({src, why.find(src + ": ") == 0 ? why.substr(src.size() + 2) : why});
-    } catch (const c10::Error& e) {
-      log_warn(src + ": " + e.what_without_backtrace());
-      failures.push_back({src, e.what_without_backtrace()});
+    };
+    size_t i = cursor++;
+    std::future<Image> next;
+    if (i < todo.size()) next = decode_async(todo[i].src);
+    while (i < todo.size()) {
+      const Todo& t = todo[i];
+      const size_t j = cursor++;
+      try {
+        Image img;
+        try {
+          img = next.get();
+        } catch (...) {
+          if (j < todo.size()) next = decode_async(todo[j].src);
+          throw;
+        }
+        if (j < todo.size()) next = decode_async(todo[j].src);
+        const auto r = process(img);
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          std::printf("%s: %d face%s detected, %d restored; %s; %.1f s\n", t.src.c_str(), r.faces_detected,
+                      r.faces_detected == 1 ? "" : "s", r.faces_restored, r.degradation_words.c_str(), r.timings.total);
+          std::fflush(stdout);
+          reports.push_back(nlohmann::json::parse(result_to_json(r, t.src, t.dst, -1)));
+        }
+        drain(1);  // at most one write in flight besides this one: outputs are large
+        Image sbs;
+        if (a.side_by_side) sbs = side_by_side(img, r.image);
+        pending.emplace_back(t.src, std::async(std::launch::async, [&manifest, t, out = r.image, sbs = std::move(sbs),
+                                                                    sbs_on = a.side_by_side]() {
+                               lower_thread_priority();
+                               WriteOptions wo;
+                               wo.png_level = 2;
+                               write_image(t.dst, out, wo);
+                               if (sbs_on) write_image(side_by_side_path(t.dst), sbs, wo);
+                               manifest.add(t.key);  // every output of this input is in place
+                             }));
+      } catch (const Error& e) {
+        // Library errors usually name the file already.
+        const std::string why = e.what();
+        log_warn(why.find(t.src) == std::string::npos ? t.src + ": " + why : why);
+        fail(t.src, why.find(t.src + ": ") == 0 ? why.substr(t.src.size() + 2) : why);
+      } catch (const c10::Error& e) {
+        log_warn(t.src + ": " + e.what_without_backtrace());
+        fail(t.src, e.what_without_backtrace());
+      } catch (const std::exception& e) {
+        log_warn(t.src + ": " + e.what());
+        fail(t.src, e.what());
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        progress.advance();
+        write_report();
+      }
+      i = j;
     }
-    progress.advance();
-    write_report();
+    drain(0);
+  };
+  if (workers.size() == 1) {
+    worker(workers[0], devices[0]);
+  } else {
+    std::vector<std::thread> threads;
+    for (size_t w = 0; w < workers.size(); ++w) threads.emplace_back(worker, std::cref(workers[w]), devices[w]);
+    for (auto& th : threads) th.join();
   }
-  drain(0);
   progress.finish();
   write_report();
   if (todo.empty() && failures.empty()) log_info("all outputs exist; nothing to do");
@@ -245,6 +331,14 @@ void add_common(CLI::App* sub, RunArgs& a) {
       ->check(CLI::Range(8, 100000))
       ->capture_default_str();
   sub->add_option("--device", a.device, "auto, cpu, cuda or cuda:N");
+  sub->add_option("--devices", a.devices,
+                  "Several workers in this process, one model copy each, inputs streamed to whichever is free:\n"
+                  "GPU indices (0,1,2,3) or devices (cuda:0,cpu,…); overrides --device");
+  sub->add_option("--shard", a.shard,
+                  "I/N: this job restores shard I of N (by a hash of each input's path relative to its folder;\n"
+                  "N jobs cover the inputs exactly once; adding files moves no other). docs/scale-out.md");
+  sub->add_option("--manifest", a.manifest,
+                  "File listing finished inputs (appended as each one's outputs are written): a rerun skips them");
   sub->add_option("--dtype", a.dtype, "auto (bf16 on CUDA, fp32 on CPU), fp32, fp16, bf16")
       ->check(CLI::IsMember({"auto", "fp32", "fp16", "bf16"}));
 }
@@ -286,10 +380,14 @@ Command setup_restore(CLI::App& app, GlobalOptions&) {
       "  face2scene restore old_photo.jpg -o restored.png\n"
       "  face2scene restore examples/solvay_group.jpg -o out/ --side-by-side\n"
       "  face2scene restore album/ -o restored/ --refs people/ --report restored/report.json --skip-existing\n"
+      "  face2scene restore album/ -o restored/ --shard 3/16 --manifest restored/done-3.txt --devices 0,1\n"
       "  face2scene restore party.jpg -o party_x2.png --scale 2 --refs people/ --face-refs 3=people/Bob\n"
       "  face2scene restore scan.png -o scan_clean.png --scale 1 --device cuda");
   return {sub, [a]() {
-            Face2Scene f2s(make_config(*a, /*scene=*/true));
+            ShardSpec::parse(a->shard);  // a bad --shard fails before any model loads
+            const auto devices = parse_devices(*a);
+            std::vector<std::unique_ptr<Face2Scene>> f2s;
+            for (const auto& d : devices) f2s.push_back(std::make_unique<Face2Scene>(make_config(*a, /*scene=*/true, d)));
             Face2SceneOptions o;
             o.scale = a->scale;
             o.blind = a->blind;
@@ -297,8 +395,11 @@ Command setup_restore(CLI::App& app, GlobalOptions&) {
             o.max_faces = a->max_faces;
             o.detail_transfer = !a->no_detail_transfer;
             o.paste_faces = !a->no_paste;
-            const ReferenceSet refs = load_refs(*a, f2s, o.face_refs);
-            run_batch(*a, "restore", [&](const Image& img) { return f2s.restore(img, refs, o); }, refs.warnings);
+            // References are decoded once and shared, read-only, by every worker.
+            const ReferenceSet refs = load_refs(*a, *f2s[0], o.face_refs);
+            std::vector<Processor> workers;
+            for (auto& f : f2s) workers.push_back([&f, &refs, &o](const Image& img) { return f->restore(img, refs, o); });
+            run_batch(*a, "restore", workers, devices, refs.warnings);
           }};
 }
 
@@ -317,15 +418,20 @@ Command setup_restore_face(CLI::App& app, GlobalOptions&) {
       "  face2scene restore-face group.jpg -o group_faces.png --refs people/ --report faces.json\n"
       "  face2scene restore-face crops/ -o restored_crops/ --aligned --refs alice/");
   return {sub, [a]() {
-            Face2Scene f2s(make_config(*a, /*scene=*/false));
+            ShardSpec::parse(a->shard);
+            const auto devices = parse_devices(*a);
+            std::vector<std::unique_ptr<Face2Scene>> f2s;
+            for (const auto& d : devices) f2s.push_back(std::make_unique<Face2Scene>(make_config(*a, /*scene=*/false, d)));
             Face2SceneOptions o;
             o.scene = false;
             o.blind = a->blind;
-            const ReferenceSet refs = load_refs(*a, f2s, o.face_refs);
-            run_batch(
-                *a, "restore-face",
-                [&](const Image& img) { return a->aligned ? f2s.restore_aligned(img, refs, o) : f2s.restore(img, refs, o); },
-                refs.warnings);
+            const ReferenceSet refs = load_refs(*a, *f2s[0], o.face_refs);
+            std::vector<Processor> workers;
+            for (auto& f : f2s)
+              workers.push_back([&f, &refs, &o, aligned = a->aligned](const Image& img) {
+                return aligned ? f->restore_aligned(img, refs, o) : f->restore(img, refs, o);
+              });
+            run_batch(*a, "restore-face", workers, devices, refs.warnings);
           }};
 }
 

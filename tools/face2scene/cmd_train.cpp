@@ -45,6 +45,9 @@ struct TrainArgs {
   int64_t aligned_levels = 2;
   std::vector<float> scales{2, 3, 4, 6, 8, 12, 16};
   bool write_split = false;
+  // distributed
+  bool distributed = false;
+  std::string dist_backend = "auto", dist_store;
 };
 
 void add_common(CLI::App* sub, TrainArgs& a) {
@@ -59,6 +62,29 @@ void add_common(CLI::App* sub, TrainArgs& a) {
   sub->add_option("--x1-fraction", a.x1, "Share of batches degraded at ×1 (same size) instead of ×4");
   sub->add_option("--seed", a.seed, "Seed of every random stream of the run");
   sub->add_option("--log-every", a.log_every, "Steps per CSV row / log line");
+  sub->add_flag("--distributed", a.distributed,
+                "Data-parallel: this process is one rank, as torchrun/srun/a Kubernetes job sets RANK, WORLD_SIZE,\n"
+                "LOCAL_RANK, MASTER_ADDR, MASTER_PORT (--batch is per rank; --device cuda means cuda:LOCAL_RANK;\n"
+                "rank 0 writes checkpoints and logs). docs/scale-out.md, scripts/gpu/train_multi.sh");
+  sub->add_option("--dist-backend", a.dist_backend, "auto (nccl on CUDA, gloo on CPU), nccl or gloo")
+      ->check(CLI::IsMember({"auto", "nccl", "gloo"}));
+  sub->add_option("--dist-store", a.dist_store,
+                  "Rendezvous through this file (a FileStore on a shared filesystem) instead of MASTER_ADDR:PORT");
+}
+
+// --distributed: joins the process group; the rank's device is cuda:LOCAL_RANK for a bare "cuda".
+void join_process_group(const TrainArgs& a, TrainCommon& c) {
+  if (!a.distributed) return;
+  dist::DistOptions d;
+  d.env = dist::DistEnv::from_env();
+  if (c.device.is_cuda() && !c.device.has_index())
+    c.device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(d.env.local_rank));
+  d.device = c.device;
+  d.backend = a.dist_backend;
+  d.file_store = a.dist_store;
+  c.dist = dist::init_process_group(d);
+  // Rank 0 speaks for the run; the others only warn.
+  if (c.dist->rank() != 0 && log_level() < LogLevel::kWarn) set_log_level(LogLevel::kWarn);
 }
 
 TrainCommon make_common(const TrainArgs& a) {
@@ -88,10 +114,13 @@ TrainCommon make_common(const TrainArgs& a) {
   return c;
 }
 
-void print_report(const std::string& what, const TrainReport& r, const std::string& out) {
-  char buf[256];
-  std::snprintf(buf, sizeof buf, "%s: %lld steps in %.0f s, %.1f samples/s, last loss %.4f; written to %s", what.c_str(),
-                static_cast<long long>(r.steps), r.seconds, r.samples_per_s, r.last_loss, out.c_str());
+void print_report(const std::string& what, const TrainReport& r, const std::string& out, const TrainCommon& c) {
+  if (!c.primary()) return;
+  char buf[320], per[96] = "";
+  if (r.world_size > 1)
+    std::snprintf(per, sizeof per, " per rank x %d ranks = %.1f samples/s", r.world_size, r.samples_per_s * r.world_size);
+  std::snprintf(buf, sizeof buf, "%s: %lld steps in %.0f s, %.1f samples/s%s, last loss %.4f; written to %s", what.c_str(),
+                static_cast<long long>(r.steps), r.seconds, r.samples_per_s, per, r.last_loss, out.c_str());
   std::printf("%s\n", buf);
 }
 
@@ -204,6 +233,7 @@ Command setup_train(CLI::App& app, GlobalOptions&) {
             }
             if (rfr->parsed()) a->heldout.clear();  // Ref-FR is guarded by its identity split instead
             TrainCommon c = make_common(*a);
+            join_process_group(*a, c);
             if (rfr->parsed()) {
               RefFRTrainOptions o;
               o.common = c;
@@ -227,7 +257,7 @@ Command setup_train(CLI::App& app, GlobalOptions&) {
               o.train_blind = !a->no_blind;
               o.init_dir = a->init;
               o.net.aligned_levels = a->aligned_levels;
-              print_report("train ref-fr", train_ref_fr(o), c.out_dir);
+              print_report("train ref-fr", train_ref_fr(o), c.out_dir, c);
               return;
             }
             if (fadex->parsed()) {
@@ -239,7 +269,7 @@ Command setup_train(CLI::App& app, GlobalOptions&) {
               o.lq_min = a->lq_sides.at(0);
               o.lq_max = a->lq_sides.at(1);
               if (!o.teacher.empty() && !file_exists(o.teacher)) throw IoError(o.teacher + ": teacher FaDeX not found");
-              print_report("train fadex", train_fadex(o), c.out_dir);
+              print_report("train fadex", train_fadex(o), c.out_dir, c);
             } else if (rest->parsed()) {
               RestorerTrainOptions o;
               o.common = c;
@@ -270,7 +300,7 @@ Command setup_train(CLI::App& app, GlobalOptions&) {
               if (fs::is_directory(a->data + "/people")) o.common.data.people_dir = a->data + "/people";
               if (o.people_fraction > 0 && o.common.data.people_dir.empty())
                 throw IoError(a->data + "/people: not found (--people-fraction needs scripts/pack_gan_data.sh's pack)");
-              print_report("train restorer", train_restorer(o), c.out_dir);
+              print_report("train restorer", train_restorer(o), c.out_dir, c);
             }
           }};
 }
