@@ -187,10 +187,13 @@ TEST(RefFR, DefaultSizeHasAboutFiveMillionParameters) {
 }
 
 TEST(RefFRCritic, SpectralNormKeepsTheLargestSingularValueNearOne) {
+  // Seeded: the rate of the power iteration depends on the gap between the two largest singular
+  // values of the random weight, and an unseeded draw with a small gap failed 1 run in many at 50.
+  torch::manual_seed(5);
   SNConv2d c(8, 16, 3, 1, 1);
   c->train();
   auto x = torch::rand({1, 8, 8, 8});
-  for (int i = 0; i < 50; ++i) c->forward(x);  // power iterations converge
+  for (int i = 0; i < 300; ++i) c->forward(x);  // power iterations converge
   auto w = c->weight.reshape({16, -1});
   auto v = torch::nn::functional::normalize(torch::mv(w.t(), c->u), torch::nn::functional::NormalizeFuncOptions().dim(0));
   const double sigma = torch::dot(c->u, torch::mv(w, v)).item<double>();
