@@ -62,14 +62,7 @@ uint64_t fnv1a(const std::string& s) {
 }
 
 std::string machine_text() {
-  std::string cpu = "unknown CPU";
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("model name", 0) == 0) {
-      cpu = line.substr(line.find(':') + 2);
-      break;
-    }
+  const std::string cpu = cpu_model_text();
   double load = -1;
   std::ifstream la("/proc/loadavg");
   la >> load;

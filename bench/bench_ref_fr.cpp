@@ -54,14 +54,7 @@ double psnr_q(const torch::Tensor& a, const torch::Tensor& b) {
 }
 
 std::string machine_text(const torch::Device& device) {
-  std::string cpu = "unknown CPU";
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("model name", 0) == 0) {
-      cpu = line.substr(line.find(':') + 2);
-      break;
-    }
+  const std::string cpu = cpu_model_text();
   const std::string threads = std::to_string(torch::get_num_threads());
   return (device.is_cuda() ? "CUDA (" + device.str() + "), host " : "") + cpu + ", " + threads + " torch threads, LibTorch " +
          torch_version_string();

@@ -12,14 +12,7 @@ struct RunConfig {
 namespace {
 
 std::string machine_text(const torch::Device& device) {
-  std::string cpu = "unknown CPU";
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("model name", 0) == 0) {
-      cpu = line.substr(line.find(':') + 2);
-      break;
-    }
+  const std::string cpu = cpu_model_text();
   return (device.is_cuda() ? "CUDA (" + device.str() + "), host " : std::string()) + cpu + ", " +
          std::to_string(torch::get_num_threads()) + " torch threads, LibTorch " + torch_version_string();
 }

@@ -102,5 +102,8 @@ std::string sha256_hex(const std::string& data);
 uint64_t mix_seed(uint64_t seed, uint64_t stream);
 
 std::string version_string();
+// The CPU as /proc/cpuinfo names it, with its family and model ("AMD EPYC (family 25, model 17)"):
+// every timing in docs/RESULTS.md names the CPU it ran on. "unknown CPU" where there is no cpuinfo.
+std::string cpu_model_text();
 
 }  // namespace face2scene

@@ -1,3 +1,4 @@
+#include <fstream>
 #include <cstdio>
 #include <mutex>
 #ifdef __linux__
@@ -71,4 +72,19 @@ bool lower_thread_priority() {
 #endif
 }
 
+}  // namespace face2scene
+
+namespace face2scene {
+std::string cpu_model_text() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line, name, family, model;
+  auto value = [](const std::string& l) { return l.substr(l.find(':') + 2); };
+  while (std::getline(in, line) && (name.empty() || family.empty() || model.empty())) {
+    if (line.rfind("model name", 0) == 0 && name.empty()) name = value(line);
+    else if (line.rfind("cpu family", 0) == 0 && family.empty()) family = value(line);
+    else if (line.rfind("model\t", 0) == 0 && model.empty()) model = value(line);
+  }
+  if (name.empty()) return "unknown CPU";
+  return family.empty() ? name : name + " (family " + family + ", model " + model + ")";
+}
 }  // namespace face2scene

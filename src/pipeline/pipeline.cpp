@@ -1,6 +1,7 @@
 // The Face2Scene pipeline (see pipeline.hpp and docs/pipeline.md): detect → landmarks → align →
 // match to references → Ref-FR → FaDeX per face pair → one code → MapNet → scene restorer →
 // paste the restored faces back.
+#include <array>
 #include "face2scene/pipeline.hpp"
 
 #include <algorithm>
@@ -48,12 +49,9 @@ torch::Tensor resize(const torch::Tensor& x, int64_t h, int64_t w) {
   return x.dim() == 3 ? y[0] : y;
 }
 
-// paste_face on the face's footprint only: paste_face returns a whole new image, and at ×4 a
-// 3200x2120 output copied once per face cost more than everything else of the paste stage.
-void paste_in_place(torch::Tensor& y, const torch::Tensor& face, const Similarity& photo_to_aligned, double scale) {
-  const Similarity out_to_aligned = on_scaled_image(photo_to_aligned, scale);
-  const Similarity back = out_to_aligned.inverse();
-  const double side = static_cast<double>(face.size(-1));
+// The bounding box (x0, y0, x1, y1), in output pixels, of an aligned square of `side` pixels
+// mapped back by `back` (aligned -> output), pixel edges included.
+std::array<double, 4> footprint_bounds(const Similarity& back, double side) {
   double x0 = 1e30, y0 = 1e30, x1 = -1e30, y1 = -1e30;
   for (double u : {-0.5, side - 0.5})
     for (double v : {-0.5, side - 0.5}) {
@@ -61,6 +59,16 @@ void paste_in_place(torch::Tensor& y, const torch::Tensor& face, const Similarit
       x0 = std::min<double>(x0, p.x), x1 = std::max<double>(x1, p.x);
       y0 = std::min<double>(y0, p.y), y1 = std::max<double>(y1, p.y);
     }
+  return {x0, y0, x1, y1};
+}
+
+// paste_face on the face's footprint only: paste_face returns a whole new image, and at ×4 a
+// 3200x2120 output copied once per face cost more than everything else of the paste stage.
+void paste_in_place(torch::Tensor& y, const torch::Tensor& face, const Similarity& photo_to_aligned, double scale) {
+  const Similarity out_to_aligned = on_scaled_image(photo_to_aligned, scale);
+  const Similarity back = out_to_aligned.inverse();
+  const double side = static_cast<double>(face.size(-1));
+  const auto [x0, y0, x1, y1] = footprint_bounds(back, static_cast<double>(side));
   const int64_t H = y.size(1), W = y.size(2);
   const int64_t rx0 = std::clamp<int64_t>(static_cast<int64_t>(std::floor(x0)) - 2, 0, W);
   const int64_t ry0 = std::clamp<int64_t>(static_cast<int64_t>(std::floor(y0)) - 2, 0, H);
@@ -79,13 +87,7 @@ void paste_in_place(torch::Tensor& y, const torch::Tensor& face, const Similarit
 // leaves the photo, as on the whole image when the footprint touches the photo's edge).
 torch::Tensor align_face_region(const torch::Tensor& y, const Similarity& out_to_aligned, int64_t side) {
   const Similarity back = out_to_aligned.inverse();
-  double x0 = 1e30, y0 = 1e30, x1 = -1e30, y1 = -1e30;
-  for (double u : {-0.5, side - 0.5})
-    for (double v : {-0.5, side - 0.5}) {
-      const Point2f p = back.apply({static_cast<float>(u), static_cast<float>(v)});
-      x0 = std::min<double>(x0, p.x), x1 = std::max<double>(x1, p.x);
-      y0 = std::min<double>(y0, p.y), y1 = std::max<double>(y1, p.y);
-    }
+  const auto [x0, y0, x1, y1] = footprint_bounds(back, static_cast<double>(side));
   const int64_t H = y.size(1), W = y.size(2);
   const int64_t rx0 = std::clamp<int64_t>(static_cast<int64_t>(std::floor(x0)) - 4, 0, W - 1);
   const int64_t ry0 = std::clamp<int64_t>(static_cast<int64_t>(std::floor(y0)) - 4, 0, H - 1);
