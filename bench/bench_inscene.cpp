@@ -50,11 +50,6 @@ std::vector<std::string> split_list(const std::string& s) {
   return out;
 }
 
-uint64_t fnv1a(const std::string& s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  return h;
-}
 
 torch::Tensor quantise(const torch::Tensor& x) { return x.to(torch::kCPU, torch::kFloat32).clamp(0, 1).mul(255).round().div(255); }
 torch::Tensor load_rgb(const std::string& path) { return image_to_tensor(read_image(path), torch::kCPU, torch::kFloat32, true); }

@@ -40,11 +40,6 @@ using namespace f2s_rfb;
 
 namespace {
 
-uint64_t fnv1a(const std::string& s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  return h;
-}
 
 torch::Tensor quantise(const torch::Tensor& x) { return x.to(torch::kCPU, torch::kFloat32).clamp(0, 1).mul(255).round().div(255); }
 

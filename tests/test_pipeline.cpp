@@ -314,6 +314,23 @@ TEST(Pipeline, SmallFacesOfAGroupAreFoundAndRestored) {
   EXPECT_GE(r.faces_restored, 10);
   EXPECT_GE(under16, 5);  // most of them are under the old 16 px floor
   EXPECT_TRUE(r.face_code);
+  // --blind-paste-min 16: the faces under 16 px are read but not pasted; the larger ones still are.
+  // The output then differs from the full run only around the larger faces.
+  o.blind_paste_min = 16;
+  const auto r16 = f2s.restore(small, {}, o);
+  ASSERT_EQ(r16.faces.size(), r.faces.size());
+  int kept = 0, dropped = 0;
+  for (const auto& f : r16.faces) {
+    if (f.status != "restored") continue;
+    const bool small_face = std::min(f.box.width(), f.box.height()) < 16.f;
+    EXPECT_EQ(f.paste_side == 0, small_face) << f.index;
+    (small_face ? dropped : kept) += 1;
+  }
+  EXPECT_EQ(dropped, under16);
+  EXPECT_EQ(r16.degradation_words, r.degradation_words);  // the code still reads every face
+  EXPECT_NE(nlohmann::json::parse(result_to_json(r16, "in.png", "out.png")).dump().find("\"pasted\":false"), std::string::npos);
+  const auto a = image_to_tensor(r.image, torch::kCPU), b = image_to_tensor(r16.image, torch::kCPU);
+  EXPECT_GT((a - b).abs().max().item<float>(), 0.05f);  // the dropped faces are gone from the output
 }
 
 // Attention over many queries (the scene restorer's statistics pass over a 1 MP copy of the photo)
@@ -325,6 +342,35 @@ TEST(PipelineMemory, BlockwiseAttentionEqualsTheWholeMatrix) {
   const auto got = multi_head_attention(q, k, v, 1);
   const auto want = torch::matmul(torch::softmax(torch::matmul(q, k.transpose(1, 2)) / std::sqrt(double(d)), -1), v);
   EXPECT_LT((got - want).abs().max().item<float>(), 1e-5f);
+}
+
+// The paste rule (docs/pipeline.md, "The paste border"), checked as rules: the blend band is the
+// scene, a tone offset moves the whole core, a linear ramp (harmonic) is met exactly, and Ref-FR's
+// structure stays in the core. A cross-fade or a plain low-pass (the earlier rule) fails the first.
+TEST(PipelinePaste, SeamlessPasteIsTheSceneInTheBandAndKeepsTheFaceInside) {
+  torch::manual_seed(5);
+  const int64_t N = 128;
+  const auto face = torch::rand({3, N, N}) * 0.5 + 0.25;  // Ref-FR's face: detail everywhere
+  const auto band = face_blend_mask(N, torch::kCPU) < 0.98;
+  const auto core = face_blend_mask(N, torch::kCPU, paste_core_options()) > 0.999;  // Ref-FR's own
+  ASSERT_GT(band.sum().item<int64_t>(), 1000);
+  ASSERT_GT(core.sum().item<int64_t>(), 3000);
+  // A scene with other content in the band and a brighter tone.
+  const auto scene = torch::rand({3, N, N}) * 0.3 + 0.4;
+  const auto out = seamless_paste_face(face, scene);
+  EXPECT_LT((out - scene).abs().masked_select(band.expand_as(out)).max().item<float>(), 1e-4f);
+  // In the core, the change is smooth: it carries none of the scene's pixel noise (the face's
+  // detail stays), so out − face has a tiny high-frequency part.
+  const auto shift = out - face;
+  const auto hf = shift - F::avg_pool2d(shift.unsqueeze(0), F::AvgPool2dFuncOptions(5).stride(1).padding(2).count_include_pad(false))[0];
+  EXPECT_LT(hf.abs().masked_select(core.expand_as(hf)).mean().item<float>(), 0.01f);
+  // A constant offset moves everything by that offset; a linear ramp is reproduced exactly.
+  const auto off = seamless_paste_face(face, face + 0.1);
+  EXPECT_LT((off - face - 0.1).abs().max().item<float>(), 1e-3f);
+  const auto ramp = torch::linspace(-0.1, 0.1, N).view({1, 1, N}).expand({3, N, N});
+  const auto lin = seamless_paste_face(face, face + ramp);
+  EXPECT_LT((lin - face - ramp).abs().masked_select(core.expand_as(lin)).max().item<float>(), 0.01f);
+  EXPECT_THROW(seamless_paste_face(face, scene.slice(1, 0, 64)), ArgumentError);
 }
 
 TEST(Pipeline, HundredFacesAreBounded) {

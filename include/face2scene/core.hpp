@@ -100,6 +100,10 @@ std::string sha256_hex(const std::string& data);
 // One place seeds every RNG: torch's generators (via set_global_seed in torch_utils.hpp) and
 // std engines derived from it here.
 uint64_t mix_seed(uint64_t seed, uint64_t stream);
+// 64-bit FNV-1a of bytes: the stream number of a name (`degrade` seeds each file by its name, the
+// benchmarks each case by its key), so it must never change.
+uint64_t fnv1a(const void* data, size_t size);
+inline uint64_t fnv1a(const std::string& s) { return fnv1a(s.data(), s.size()); }
 
 std::string version_string();
 // The CPU as /proc/cpuinfo names it, with its family and model ("AMD EPYC (family 25, model 17)"):

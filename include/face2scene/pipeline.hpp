@@ -78,6 +78,15 @@ struct FaceGeometry {
 Similarity rescale_aligned(const Similarity& photo_to_aligned, int64_t from_side, int64_t side);
 // The same transform applied to a copy of the photo scaled by `scale` (output pixels → aligned).
 Similarity on_scaled_image(const Similarity& photo_to_aligned, double scale);
+// Where a pasted face's own content ends: the ellipse of the paste mask's 0.98 level (inside it
+// the pipeline pastes Ref-FR's face, tone-shifted; outside it, in the blend band, the scene
+// restorer's output), its edge fading over the last 12 % of its radius (docs/pipeline.md, "The
+// paste border").
+PasteOptions paste_core_options();
+// The face square [C,N,N] the pipeline pastes, from Ref-FR's `face` and the scene restorer's output
+// cut at the same place (`scene`, [C,N,N]): the scene in the blend band, the face plus the membrane
+// fill of (scene − face) in the core (Face2SceneOptions::match_paste_tone). Not clamped.
+torch::Tensor seamless_paste_face(const torch::Tensor& face, const torch::Tensor& scene);
 
 // ---- face restorers ----------------------------------------------------------------------------
 // A face model: aligned degraded faces (+ optional aligned references) → restored faces, all in the
@@ -181,9 +190,17 @@ struct Face2SceneOptions {
   // Above Ref-FR's resolution, keep the scene restorer's detail (docs/pipeline.md).
   bool detail_transfer = true;
   bool paste_faces = true;     // false: the scene restorer's output without pasted faces
-  // Give each pasted face the scene restorer's broad tone (its difference to the scene output,
-  // low-passed at 1/12 of the face square, is added), so the paste leaves no colour or brightness
-  // step at its border (docs/pipeline.md, "The paste border"). false: Ref-FR's tone as it is.
+  // Faces restored blind (no reference person) whose box is under this many pixels (shorter side,
+  // in the input photo) are still read by FaDeX but not pasted: from so few pixels Ref-FR invents a
+  // plausible face of someone else. On Solvay 1927 (12–19 px faces, moderate ×4) pasting them
+  // all put the face farther from the clean face's identity than Real-ESRGAN x4plus for 23 of 29;
+  // not pasting them, 13 of 29, at the same whole-photo LPIPS (docs/pipeline.md, "Small faces").
+  // 0 (default): every restored face is pasted.
+  double blind_paste_min = 0;
+  // Paste seamlessly (Poisson-style): the blend band shows the scene restorer's output and the
+  // face's core Ref-FR's face, shifted by the membrane fill of its difference to the scene, so the
+  // paste leaves no colour or brightness step at its border (docs/pipeline.md, "The paste
+  // border"). false: Ref-FR's face cross-faded as it is.
   bool match_paste_tone = true;
   bool scene = true;           // false: faces only, pasted back at ×1 (restore-face)
   // Called on the calling thread as restore() enters each stage ("detect", "identity", "faces",

@@ -46,6 +46,13 @@ void log(LogLevel level, const std::string& message) {
   }
 }
 
+uint64_t fnv1a(const void* data, size_t size) {
+  uint64_t h = 1469598103934665603ULL;
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < size; ++i) h = (h ^ p[i]) * 1099511628211ULL;
+  return h;
+}
+
 uint64_t mix_seed(uint64_t seed, uint64_t stream) {
   // splitmix64 of (seed, stream): independent, reproducible streams from one user seed.
   uint64_t z = seed + 0x9E3779B97F4A7C15ULL * (stream + 1);

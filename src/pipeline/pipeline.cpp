@@ -29,6 +29,15 @@ struct Face2Scene::Models {
   std::string ref_fr_path, ref_fr_blind_path, fadex_path, scene_path, scene_blind_path;
 };
 
+PasteOptions paste_core_options() {
+  PasteOptions o;
+  const double dd = std::clamp(o.feather / std::max(o.radius_x, o.radius_y), 1e-3, 1.0);
+  const double r98 = 1 - dd + dd * std::acos(2 * 0.98 - 1) / M_PI;  // ellipse_mask's 0.98 level
+  o.radius_x *= r98, o.radius_y *= r98;
+  o.feather = 0.12 * std::max(o.radius_x, o.radius_y);
+  return o;
+}
+
 namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
@@ -103,26 +112,40 @@ torch::Tensor align_face_region(const torch::Tensor& y, const Similarity& out_to
   return align_face(y, out_to_aligned, static_cast<int>(side)).image;
 }
 
-// The broad tone of a face square's difference [3,N,N]: Gaussian low-pass with σ = N/12, computed on
-// a 48² copy (area down, blur, bicubic up), so its cost does not grow with the square. σ = N/12 is
-// about the width of the paste's blend band (PasteOptions::feather = 0.12 N): the correction
-// follows the border sector by sector, while eyes, mouth and nose (structures of N/8 and finer)
-// stay Ref-FR's.
-torch::Tensor low_pass(const torch::Tensor& d) {
+// The paste correction of a face square [3,N,N] from d = scene − face, in the manner of Poisson
+// image editing: `face + paste_tone(d)` is the scene restorer's output in the paste's blend band
+// (PasteOptions: where the mask fades, m < 0.98) and Ref-FR's face in the core, shifted there by the
+// membrane (harmonic) fill of the band's values, the smoothest shift that meets them. So the band
+// shows one picture, not two faces cross-faded (whose outlines, hairlines and tones differ when
+// Ref-FR's face is not the scene's: the 0.07–0.15 steps of docs/pipeline.md, "The paste border"),
+// and the core keeps Ref-FR's eyes, mouth and nose with no step where it meets the band. The fill is
+// solved on a 48² copy (area down, bicubic up) so its cost does not grow with the square; the band's
+// own detail is added back at full resolution, faded in over the core's edge.
+torch::Tensor paste_tone(const torch::Tensor& d) {
   const int64_t N = d.size(-1), n = 48;
-  auto a = resize(d, n, n).unsqueeze(0);
-  const double sigma = double(n) / 12.0;
-  const int64_t r = static_cast<int64_t>(std::ceil(3 * sigma));
-  auto k = torch::arange(-r, r + 1, torch::kFloat32).div(sigma).pow(2).mul(-0.5).exp();
-  k = k.div(k.sum());
-  const int64_t C = a.size(1);
-  a = F::pad(a, F::PadFuncOptions({r, r, r, r}).mode(torch::kReflect));
-  a = F::conv2d(a, k.view({1, 1, 1, -1}).expand({C, 1, 1, 2 * r + 1}), F::Conv2dFuncOptions().groups(C));
-  a = F::conv2d(a, k.view({1, 1, -1, 1}).expand({C, 1, 2 * r + 1, 1}), F::Conv2dFuncOptions().groups(C));
-  return F::interpolate(a, F::InterpolateFuncOptions()
-                               .size(std::vector<int64_t>{N, N})
-                               .mode(torch::kBicubic)
-                               .align_corners(false))[0];
+  const auto a = resize(d, n, n);
+  const auto band = face_blend_mask(static_cast<int>(n), torch::kCPU) < 0.98;  // [1,n,n]
+  auto c = torch::where(band, a, torch::zeros_like(a));
+  // Jacobi sweeps of the 4-neighbour mean over the core with the band fixed, started from the
+  // band's mean: the core is ~30 cells across, 500 sweeps settle it (~5 ms).
+  const auto core = band.logical_not().expand_as(c);
+  const auto bandf = band.to(torch::kFloat32);
+  c = torch::where(core, ((a * bandf).sum({1, 2}, true) / bandf.sum().clamp_min(1)).expand_as(c), c);
+  const int64_t C = a.size(0);
+  const auto k = torch::tensor({0.f, .25f, 0.f, .25f, 0.f, .25f, 0.f, .25f, 0.f}).view({1, 1, 3, 3}).expand({C, 1, 3, 3});
+  for (int it = 0; it < 500; ++it) {
+    auto avg = F::conv2d(F::pad(c.unsqueeze(0), F::PadFuncOptions({1, 1, 1, 1}).mode(torch::kReplicate)), k,
+                         F::Conv2dFuncOptions().groups(C))[0];
+    c = torch::where(core, avg, c);
+  }
+  const auto up = F::interpolate(c.unsqueeze(0), F::InterpolateFuncOptions()
+                                                     .size(std::vector<int64_t>{N, N})
+                                                     .mode(torch::kBicubic)
+                                                     .align_corners(false))[0];
+  // At full resolution: all of d in the band, its detail fading out over the core's outer edge: an
+  // ellipse whose edge is the mask's 0.98 contour, fading over the last 12 % of its radius.
+  const auto w = 1 - face_blend_mask(static_cast<int>(N), torch::kCPU, paste_core_options());
+  return up + w * (d - up);
 }
 
 // The output tensor [3,H,W] → an Image with `channels` (1: BT.601 luma) and `bit_depth`, a band of
@@ -167,6 +190,12 @@ DegradationSummary weighted_summary(const std::vector<DegradationSummary>& s, co
 }
 
 }  // namespace
+
+torch::Tensor seamless_paste_face(const torch::Tensor& face, const torch::Tensor& scene) {
+  if (face.dim() != 3 || face.sizes() != scene.sizes() || face.size(1) != face.size(2))
+    throw ArgumentError("seamless_paste_face: face and scene must be the same [C,N,N] square");
+  return face + paste_tone(scene - face);
+}
 
 Face2Scene::Face2Scene(const Face2SceneConfig& config) : config_(config), m_(std::make_unique<Models>()) {
   // Without dlib (the GPU build) the caller passes detections (Face2SceneOptions::faces).
@@ -597,6 +626,10 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
     std::vector<std::pair<torch::Tensor, Similarity>> built;
     for (const auto& w : work) {
       auto& fr = res.faces[w.result];
+      if (w.person < 0 && std::min(fr.box.width(), fr.box.height()) < options.blind_paste_min) {
+        fr.paste_side = 0;  // read by FaDeX, not pasted (the report says so)
+        continue;
+      }
       const int64_t want = std::llround(w.native * ps);
       if (options.scene && options.detail_transfer && want > S) {
         // Detail transfer: Ref-FR decides everything its S² face can hold (shape, identity, colour);
@@ -607,7 +640,7 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
         const auto sc = align_face_region(y, on_scaled_image(tn, ps), N);
         const auto low = resize(resize(sc, S, S), N, N);
         auto face = (resize(w.restored, N, N) + (sc - low)).clamp(0, 1);
-        if (options.match_paste_tone) face = (face + low_pass(sc - face)).clamp(0, 1);
+        if (options.match_paste_tone) face = seamless_paste_face(face, sc).clamp(0, 1);
         built.emplace_back(face, tn);
         fr.paste_side = N;
         fr.detail_transfer = true;
@@ -615,7 +648,7 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
         auto face = w.restored;
         if (options.scene && options.match_paste_tone) {
           const auto sc = align_face_region(y, on_scaled_image(w.t, ps), S);
-          face = (face + low_pass(sc - face)).clamp(0, 1);
+          face = seamless_paste_face(face, sc).clamp(0, 1);
         }
         built.emplace_back(face, w.t);
         fr.paste_side = std::min<int64_t>(want, S);

@@ -26,6 +26,7 @@ std::string result_to_json(const Face2SceneResult& r, const std::string& input, 
                         {"restorer", f.restorer.empty() ? nlohmann::json(nullptr) : nlohmann::json(f.restorer)},
                         {"native_side", f.native_side},
                         {"paste_side", f.paste_side},
+                        {"pasted", f.status == "restored" && f.paste_side > 0},
                         {"detail_transfer", f.detail_transfer},
                         {"code_weight", f.code_weight}};
     if (f.degradation_read) j["degradation"] = f.degradation.describe();

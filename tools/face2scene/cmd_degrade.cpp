@@ -37,11 +37,7 @@ struct DegradeOptions {
 
 // A file's degradation depends on (seed, file name), not on its position in a folder: the same
 // image gets the same degradation alone or with others.
-uint64_t name_hash(const std::string& path) {
-  uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : fs::path(path).filename().string()) h = (h ^ c) * 1099511628211ULL;
-  return h;
-}
+uint64_t name_hash(const std::string& path) { return fnv1a(fs::path(path).filename().string()); }
 
 JpegMode parse_jpeg(const std::string& s) {
   if (s == "auto") return JpegMode::kAuto;

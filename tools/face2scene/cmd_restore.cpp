@@ -33,7 +33,7 @@ struct RunArgs {
   std::string shard = "0/1", manifest, devices;  // scale-out: docs/scale-out.md
   std::vector<std::string> face_refs;
   int scale = 4, tile = -1, max_faces = 64, min_face = 12;
-  double realism = 0;
+  double realism = 0, blind_paste_min = 0;
   bool blind = false, largest_face = false, skip_existing = false, side_by_side = false, aligned = false,
        no_detail_transfer = false, no_paste = false;
 };
@@ -367,6 +367,11 @@ Command setup_restore(CLI::App& app, GlobalOptions&) {
                 "Also write <name>_side_by_side: the input bicubic-upscaled | the result");
   sub->add_flag("--no-detail-transfer", a->no_detail_transfer,
                 "Paste Ref-FR's faces as they are, even where they are larger than its 128² output");
+  sub->add_option("--blind-paste-min", a->blind_paste_min,
+                  "Do not paste faces restored without references whose box is under PX pixels in the input\n"
+                  "(their degradation is still read). Ref-FR invents a plausible stranger from a 14 px face;\n"
+                  "on Solvay 1927, 20 keeps the scene restorer's faces, closer to who they were (docs/pipeline.md)")
+      ->check(CLI::Range(0.0, 1e6));
   sub->add_flag("--no-face-paste", a->no_paste,
                 "Leave the restored faces out of the output (the scene restorer alone, still conditioned on\n"
                 "their code): for comparisons");
@@ -395,6 +400,7 @@ Command setup_restore(CLI::App& app, GlobalOptions&) {
             o.max_faces = a->max_faces;
             o.detail_transfer = !a->no_detail_transfer;
             o.paste_faces = !a->no_paste;
+            o.blind_paste_min = a->blind_paste_min;
             // References are decoded once and shared, read-only, by every worker.
             const ReferenceSet refs = load_refs(*a, *f2s[0], o.face_refs);
             std::vector<Processor> workers;
