@@ -3,7 +3,7 @@
 //
 //   bench_pipeline --models weights [--data ../shared/data] [-o docs/results] [--grid PNG]
 //                  [--limit N] [--parts solvay,lfw,memory] [--memory-size 2449x1633] [--threads N]
-//                  [--ablation] [--peer-cache DIR]
+//                  [--ablation] [--peer-cache DIR] [--gan-models DIR]
 //
 // (a) solvay: scenes/solvay1927.jpg (2000×1333 grey, public domain) degraded exactly as
 //     `face2scene degrade solvay1927.jpg -o lq.png --preset moderate --seed 1` (×4 down: 500×333),
@@ -26,7 +26,10 @@
 //     the first 250² photo degraded (moderate, seed fixed per person, libjpeg), ×4 by ours with the
 //     person's other photo as the reference, ours without references, and x4plus. Identity distance
 //     to the clean photo's face (aligned with the clean photo's landmarks) and whole-photo LPIPS,
-//     paired differences with 95 % bootstrap intervals. LFW images are read, never written.
+//     paired differences with 95 % bootstrap intervals. LFW images are read, never written. Also
+//     ours --blind (same pasted faces, blind scene restorer: the face code's effect on the whole
+//     photo) and, with --gan-models DIR (scene_restorer*_gan.safetensors there), the GAN restorers
+//     at realism 1 without references and blind (issue #21).
 // (c) memory: a child process (this program, --memory-child) loads the pipeline and restores the
 //     clean Solvay photo resized to --memory-size (default 2449×1633 = 4.0 MP, RGB) at ×4, writes
 //     the PNG, and reports its peak resident memory (VmHWM) after loading and at the end.
@@ -353,7 +356,8 @@ std::vector<std::pair<std::string, std::vector<std::string>>> lfw_heldout(const 
   return out;
 }
 
-std::vector<LfwRow> run_lfw(const Face2Scene& f2s, const Judge& judge, const std::string& data, int limit, const std::string& tmp) {
+std::vector<LfwRow> run_lfw(const Face2Scene& f2s, const Face2Scene* gan, const Judge& judge, const std::string& data, int limit,
+                            const std::string& tmp) {
   torch::NoGradGuard ng;
   auto people = lfw_heldout(data);
   std::printf("lfw: %zu held-out people with two photos\n", people.size());
@@ -395,6 +399,15 @@ std::vector<LfwRow> run_lfw(const Face2Scene& f2s, const Judge& judge, const std
     const auto with = f2s.restore(lq, refs, Face2SceneOptions{});
     out["refs"] = rgb(with.image);
     out["norefs"] = rgb(f2s.restore(lq, {}, Face2SceneOptions{}).image);
+    // The face code's own effect: "norefs" and "blind" paste the same Ref-FR blind-twin faces and
+    // differ in the scene restorer (conditioned on the code vs the blind twin).
+    Face2SceneOptions blind;
+    blind.blind = true;
+    out["blind"] = rgb(f2s.restore(lq, {}, blind).image);
+    if (gan) {  // --gan-models: the GAN-trained restorers (realism 1), the same two runs
+      out["gan_norefs"] = rgb(gan->restore(lq, {}, Face2SceneOptions{}).image);
+      out["gan_blind"] = rgb(gan->restore(lq, {}, blind).image);
+    }
     out["x4plus"] = rgb(x4plus.upscale(lq));
     r.detected = with.faces_detected;
     r.restored = with.faces_restored;
@@ -598,18 +611,30 @@ int main(int argc, char** argv) try {
 
   if (parts.find("lfw") != std::string::npos) {
     const std::string tmp = (fs::temp_directory_path() / ("bench_pipeline_refs_" + std::to_string(getpid()))).string();
-    const auto rows = run_lfw(f2s, judge, data, limit, tmp);
+    std::unique_ptr<Face2Scene> gan;
+    if (args.has("--gan-models")) {
+      Face2SceneConfig gc;
+      gc.models_dir = args.get("--gan-models", "");
+      gc.realism = 1;
+      gan = std::make_unique<Face2Scene>(gc);
+    }
+    const auto rows = run_lfw(f2s, gan.get(), judge, data, limit, tmp);
+    std::vector<std::string> keys{"refs", "norefs", "blind", "x4plus"};
+    if (gan) keys.insert(keys.end(), {"gan_norefs", "gan_blind"});
     fs::remove_all(tmp);
     std::ofstream csv(out + "/pipeline_bench_lfw.csv");
-    csv << "person,detected,restored,matched,id_refs,id_norefs,id_x4plus,lpips_refs,lpips_norefs,lpips_x4plus\n";
+    csv << "person,detected,restored,matched";
+    for (const auto& k : keys) csv << ",id_" << k;
+    for (const auto& k : keys) csv << ",lpips_" << k;
+    csv << "\n";
     std::map<std::string, std::vector<double>> id, lp;
     int matched = 0, restored = 0;
     for (const auto& r : rows) {
       csv << r.person << "," << r.detected << "," << r.restored << "," << r.matched;
-      for (const char* k : {"refs", "norefs", "x4plus"}) csv << "," << fmt(r.id.at(k), 4);
-      for (const char* k : {"refs", "norefs", "x4plus"}) csv << "," << fmt(r.lpips.at(k), 4);
+      for (const auto& k : keys) csv << "," << fmt(r.id.at(k), 4);
+      for (const auto& k : keys) csv << "," << fmt(r.lpips.at(k), 4);
       csv << "\n";
-      for (const char* k : {"refs", "norefs", "x4plus"}) id[k].push_back(r.id.at(k)), lp[k].push_back(r.lpips.at(k));
+      for (const auto& k : keys) id[k].push_back(r.id.at(k)), lp[k].push_back(r.lpips.at(k));
       matched += r.matched, restored += r.restored > 0;
     }
     const auto did = metrics::paired_bootstrap_ci(id["refs"], id["norefs"], resamples);
@@ -624,10 +649,24 @@ int main(int argc, char** argv) try {
     md << "| whole-photo LPIPS, with refs − without: no worse (CI upper end ≤ +0.005) | " << fmt_ci(dlp, 4, true) << " | "
        << yes(dlp.hi <= 0.005) << " |\n\n";
     md << "| method | identity distance to the clean face | whole-photo LPIPS |\n|---|---|---|\n";
-    for (const auto& [k, label] : std::vector<std::pair<std::string, std::string>>{
-             {"refs", "ours, the other photo as reference"}, {"norefs", "ours, no references"}, {"x4plus", "Real-ESRGAN x4plus"}})
-      md << "| " << label << " | " << fmt_ci(metrics::bootstrap_mean_ci(id[k], resamples)) << " | "
+    const std::map<std::string, std::string> labels{{"refs", "ours, the other photo as reference"},
+                                                    {"norefs", "ours, no references (face code from Ref-FR's blind faces)"},
+                                                    {"blind", "ours, blind (`--blind`: no code, the blind twin)"},
+                                                    {"x4plus", "Real-ESRGAN x4plus"},
+                                                    {"gan_norefs", "ours GAN (realism 1), no references"},
+                                                    {"gan_blind", "ours GAN (realism 1), blind twin"}};
+    for (const auto& k : keys)
+      md << "| " << labels.at(k) << " | " << fmt_ci(metrics::bootstrap_mean_ci(id[k], resamples)) << " | "
          << fmt_ci(metrics::bootstrap_mean_ci(lp[k], resamples)) << " |\n";
+    // The face code's effect on the whole photo (issue #21): same pasted faces, scene restorer
+    // conditioned on the code vs its blind twin; and the GAN restorer against x4plus.
+    md << "\nThe face code on the whole photo (paired, mean [95 % CI]; the pasted faces are the same in both runs):\n\n"
+       << "| difference | whole-photo LPIPS |\n|---|---|\n";
+    std::vector<std::pair<std::string, std::string>> diffs{{"norefs", "blind"}};
+    if (gan) diffs.insert(diffs.end(), {{"gan_norefs", "gan_blind"}, {"gan_norefs", "x4plus"}, {"gan_norefs", "norefs"}});
+    for (const auto& [a, b] : diffs)
+      md << "| " << labels.at(a) << " − " << labels.at(b) << " | "
+         << fmt_ci(metrics::paired_bootstrap_ci(lp[a], lp[b], resamples), 4, true) << " |\n";
     md << "\nPer person: `pipeline_bench_lfw.csv` (LFW is not redistributable: no pictures).\n\n";
   }
 
