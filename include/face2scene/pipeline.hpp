@@ -194,7 +194,7 @@ struct Face2SceneOptions {
   // in the input photo) are still read by FaDeX but not pasted: from so few pixels Ref-FR invents a
   // plausible face of someone else. On Solvay 1927 (12–19 px faces, moderate ×4) pasting them
   // all put the face farther from the clean face's identity than Real-ESRGAN x4plus for 23 of 29;
-  // not pasting them, 13 of 29, at the same whole-photo LPIPS (docs/pipeline.md, "Small faces").
+  // not pasting them, 13 of 29, at the same whole-photo LPIPS (docs/pipeline.md, "Small blind faces").
   // 0 (default): every restored face is pasted.
   double blind_paste_min = 0;
   // Paste seamlessly (Poisson-style): the blend band shows the scene restorer's output and the
