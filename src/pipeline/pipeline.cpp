@@ -123,7 +123,8 @@ torch::Tensor align_face_region(const torch::Tensor& y, const Similarity& out_to
 // own detail is added back at full resolution, faded in over the core's edge.
 torch::Tensor paste_tone(const torch::Tensor& d) {
   const int64_t N = d.size(-1), n = 48;
-  const auto a = resize(d, n, n);
+  // The 48² fill runs on the CPU whatever d's device: ~2,000 tiny kernels would cost more as launches.
+  const auto a = resize(d, n, n).to(torch::kCPU, torch::kFloat32);
   const auto band = face_blend_mask(static_cast<int>(n), torch::kCPU) < 0.98;  // [1,n,n]
   auto c = torch::where(band, a, torch::zeros_like(a));
   // Jacobi sweeps of the 4-neighbour mean over the core with the band fixed, started from the
@@ -141,10 +142,11 @@ torch::Tensor paste_tone(const torch::Tensor& d) {
   const auto up = F::interpolate(c.unsqueeze(0), F::InterpolateFuncOptions()
                                                      .size(std::vector<int64_t>{N, N})
                                                      .mode(torch::kBicubic)
-                                                     .align_corners(false))[0];
+                                                     .align_corners(false))[0]
+                    .to(d.device(), d.scalar_type());
   // At full resolution: all of d in the band, its detail fading out over the core's outer edge: an
   // ellipse whose edge is the mask's 0.98 contour, fading over the last 12 % of its radius.
-  const auto w = 1 - face_blend_mask(static_cast<int>(N), torch::kCPU, paste_core_options());
+  const auto w = 1 - face_blend_mask(static_cast<int>(N), d.device(), paste_core_options()).to(d.scalar_type());
   return up + w * (d - up);
 }
 
