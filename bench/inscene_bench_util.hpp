@@ -21,6 +21,8 @@
 #include "face2scene/metrics.hpp"
 #include "face2scene/tensor.hpp"
 
+#include "bench_text_util.hpp"
+
 namespace f2s_isb {
 using namespace face2scene;
 namespace fs = std::filesystem;
@@ -120,10 +122,7 @@ inline std::vector<SplitEntry> read_split(const std::string& path) {
   while (std::getline(in, line)) {
     ++n;
     if (line.empty() || line[0] == '#') continue;
-    std::vector<std::string> f;
-    std::string cur;
-    std::istringstream ls(line);
-    while (std::getline(ls, cur, '\t')) f.push_back(cur);
+    const auto f = f2s_bench_text::split_str(line, '\t');
     if (f.size() != 5 || f[4].size() != 64) throw FormatError(path + ":" + std::to_string(n) + ": expected set, case, role, path, sha256");
     out.push_back({f[0], f[1], f[2], f[3], f[4]});
   }

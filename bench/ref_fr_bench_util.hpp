@@ -23,6 +23,8 @@
 #include "face2scene/tensor.hpp"
 #include "face2scene/train_ref_fr.hpp"
 
+#include "bench_text_util.hpp"
+
 namespace f2s_rfb {
 using namespace face2scene;
 namespace fs = std::filesystem;
@@ -132,14 +134,7 @@ inline std::string join(const std::vector<std::string>& v, char sep = ',') {
   for (size_t i = 0; i < v.size(); ++i) s += (i ? std::string(1, sep) : "") + v[i];
   return s;
 }
-inline std::vector<std::string> split_str(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  std::string cur;
-  std::istringstream in(s);
-  while (std::getline(in, cur, sep)) out.push_back(cur);
-  if (!s.empty() && s.back() == sep) out.push_back("");
-  return out;
-}
+using f2s_bench_text::split_str;
 inline std::string manifest_text(const std::vector<Case>& cases) {
   std::ostringstream s;
   s << "# bench_ref_fr pack: set, case, ground truth, given degraded image, references, another person's references\n";
