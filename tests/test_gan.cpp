@@ -12,38 +12,16 @@
 #include "face2scene/scene_restorer.hpp"
 #include "face2scene/tensor.hpp"
 #include "face2scene/train.hpp"
+#include "scene_restorer_test_util.hpp"
 #include "test_util.hpp"
 #include "train/train_util.hpp"
 
 using namespace face2scene;
+using f2s_test::random_base;
+using f2s_test::tiny_mapnet_options;
+using f2s_test::tiny_options;
 
 namespace {
-// The toy restorer of test_train.cpp.
-SceneRestorerOptions tiny_options() {
-  SceneRestorerOptions o;
-  o.num_feat = 16;
-  o.num_conv = 4;
-  o.adapter_every = 2;
-  o.token_dim = 32;
-  o.heads = 2;
-  o.lora_rank = 2;
-  return o;
-}
-MapNetOptions tiny_mapnet_options() {
-  MapNetOptions mo;
-  mo.code_dim = 16;
-  mo.embed_dim = 16;
-  mo.token_dim = 32;
-  mo.heads = 2;
-  return mo;
-}
-TensorMap random_base(const SceneRestorerOptions& o) {
-  torch::manual_seed(5);
-  SRVGGNetCompactOptions bo;
-  bo.num_feat = o.num_feat;
-  bo.num_conv = o.num_conv;
-  return state_dict(*SRVGGNetCompact(bo));
-}
 // Smooth random images: faces 40², scenes 72×80, people photos 96×112 (a GAN run draws from all).
 std::string make_toy_data(const std::string& dir) {
   namespace F = torch::nn::functional;

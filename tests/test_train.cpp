@@ -11,10 +11,15 @@
 #include "face2scene/scene_restorer.hpp"
 #include "face2scene/tensor.hpp"
 #include "face2scene/train.hpp"
+#include "scene_restorer_test_util.hpp"
 #include "test_util.hpp"
 #include "train/train_util.hpp"
 
 using namespace face2scene;
+using f2s_test::random_base;
+using f2s_test::tiny_mapnet_options;
+using f2s_test::tiny_options;
+using f2s_test::tiny_rrdb;
 
 TEST(Sha256, KnownDigests) {
   EXPECT_EQ(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
@@ -26,16 +31,6 @@ TEST(Sha256, KnownDigests) {
 }
 
 namespace {
-SceneRestorerOptions tiny_options() {
-  SceneRestorerOptions o;
-  o.num_feat = 16;
-  o.num_conv = 4;
-  o.adapter_every = 2;
-  o.token_dim = 32;
-  o.heads = 2;
-  o.lora_rank = 2;
-  return o;
-}
 // x4plus at toy size: 2 RRDB blocks, width 16, growth 8; an adapter after each block + one after the body.
 SceneRestorerOptions tiny_x4plus_options() {
   auto o = tiny_options();
@@ -44,30 +39,6 @@ SceneRestorerOptions tiny_x4plus_options() {
   o.num_grow_ch = 8;
   o.adapter_every = 1;
   return o;
-}
-MapNetOptions tiny_mapnet_options() {
-  MapNetOptions mo;
-  mo.code_dim = 16;
-  mo.embed_dim = 16;
-  mo.token_dim = 32;
-  mo.heads = 2;
-  return mo;
-}
-RRDBNetOptions tiny_rrdb(const SceneRestorerOptions& o) {
-  RRDBNetOptions bo;
-  bo.num_feat = o.num_feat;
-  bo.num_block = o.num_block;
-  bo.num_grow_ch = o.num_grow_ch;
-  return bo;
-}
-// Random weights of the backbone `o` names, the same on every call.
-TensorMap random_base(const SceneRestorerOptions& o) {
-  torch::manual_seed(5);
-  if (o.backbone == RealEsrganModel::kX4Plus) return state_dict(*RRDBNet(tiny_rrdb(o)));
-  SRVGGNetCompactOptions bo;
-  bo.num_feat = o.num_feat;
-  bo.num_conv = o.num_conv;
-  return state_dict(*SRVGGNetCompact(bo));
 }
 }  // namespace
 
