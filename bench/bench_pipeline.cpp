@@ -4,6 +4,7 @@
 //   bench_pipeline --models weights [--data ../shared/data] [-o docs/results] [--grid PNG]
 //                  [--limit N] [--parts solvay,lfw,memory] [--memory-size 2449x1633] [--threads N]
 //                  [--ablation] [--peer-cache DIR] [--gan-models DIR]
+//                  [--blind-face-consistency K] [--ref-face-consistency K]   (LFW runs; defaults otherwise)
 //
 // (a) solvay: scenes/solvay1927.jpg (2000×1333 grey, public domain) degraded exactly as
 //     `face2scene degrade solvay1927.jpg -o lq.png --preset moderate --seed 1` (×4 down: 500×333),
@@ -184,6 +185,13 @@ double ring_step(const torch::Tensor& d, const torch::Tensor& mask, double lo = 
   return worst;
 }
 
+// The options every LFW run starts from: the defaults, or the face-consistency settings given by
+// --blind-face-consistency / --ref-face-consistency (to measure them against the defaults).
+Face2SceneOptions& base_options() {
+  static Face2SceneOptions o;
+  return o;
+}
+
 SolvayResult run_solvay(const Face2Scene& f2s, const Judge& judge, const std::string& data, const std::string& grid_path,
                         bool ablation, const std::string& peer_cache) {
   torch::NoGradGuard ng;
@@ -252,6 +260,11 @@ SolvayResult run_solvay(const Face2Scene& f2s, const Judge& judge, const std::st
     o.paste_faces = true;
     o.match_paste_tone = false;
     out["ours-raw-tone"] = rgb(f2s.restore(lq, {}, o).image);
+    o.match_paste_tone = true;
+    for (const double k : {0.0, 1.0, 1.5, 2.0, 3.0}) {  // the default is 1 (Face2SceneOptions::blind_face_consistency)
+      o.blind_face_consistency = k;
+      out["ours-consistent-" + fmt(k, 1)] = rgb(f2s.restore(lq, {}, o).image);
+    }
   }
 
   // Detected / restored against the ground truth.
@@ -296,7 +309,11 @@ SolvayResult run_solvay(const Face2Scene& f2s, const Judge& judge, const std::st
     return v;
   }();
   auto methods = solvay_methods();
-  if (ablation) methods.push_back({"ours-raw-tone", "ours, Ref-FR's tone (match_paste_tone off)"});
+  if (ablation) {
+    methods.push_back({"ours-raw-tone", "ours, Ref-FR's tone (match_paste_tone off)"});
+    for (const char* k : {"0.0", "1.0", "1.5", "2.0", "3.0"})
+      methods.push_back({std::string("ours-consistent-") + k, std::string("ours, --blind-face-consistency ") + k});
+  }
   for (const auto& [key, label] : methods) {
     const auto o4 = to_size(out[key], H, W);
     R.lpips[key] = judge.lp(o4, gt_c);
@@ -396,16 +413,16 @@ std::vector<LfwRow> run_lfw(const Face2Scene& f2s, const Face2Scene* gan, const 
     }
     fs::remove_all(refdir);
     std::map<std::string, torch::Tensor> out;
-    const auto with = f2s.restore(lq, refs, Face2SceneOptions{});
+    const auto with = f2s.restore(lq, refs, base_options());
     out["refs"] = rgb(with.image);
-    out["norefs"] = rgb(f2s.restore(lq, {}, Face2SceneOptions{}).image);
+    out["norefs"] = rgb(f2s.restore(lq, {}, base_options()).image);
     // The face code's own effect: "norefs" and "blind" paste the same Ref-FR blind-twin faces and
     // differ in the scene restorer (conditioned on the code vs the blind twin).
-    Face2SceneOptions blind;
+    Face2SceneOptions blind = base_options();
     blind.blind = true;
     out["blind"] = rgb(f2s.restore(lq, {}, blind).image);
     if (gan) {  // --gan-models: the GAN-trained restorers (realism 1), the same two runs
-      out["gan_norefs"] = rgb(gan->restore(lq, {}, Face2SceneOptions{}).image);
+      out["gan_norefs"] = rgb(gan->restore(lq, {}, base_options()).image);
       out["gan_blind"] = rgb(gan->restore(lq, {}, blind).image);
     }
     out["x4plus"] = rgb(x4plus.upscale(lq));
@@ -504,6 +521,8 @@ int main(int argc, char** argv) try {
   }
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress lines reach a log as they happen
   set_num_threads(std::stoi(args.get("--threads", "0")));
+  if (args.has("--blind-face-consistency")) base_options().blind_face_consistency = std::stod(args.get("--blind-face-consistency", "1"));
+  if (args.has("--ref-face-consistency")) base_options().ref_face_consistency = std::stod(args.get("--ref-face-consistency", "0"));
   if (args.has("--memory-child")) return memory_child(args);
   const std::string data = args.get("--data", f2s_bench::data_dir());
   const std::string out = args.get("-o", "out/bench_pipeline");
@@ -573,14 +592,19 @@ int main(int argc, char** argv) try {
        << " pasted faces); at the edge of the faces' cores (where Ref-FR's content begins) largest " << fmt(worst_core, 4) << " | "
        << yes(worst_step <= 0.02 && worst_core <= 0.02)
        << " |\n\n";
-    md << "| method | whole-photo LPIPS | identity distance to the clean face, mean over " << n << " faces | faces under 0.6 | seconds |\n|---|---|---|---|---|\n";
+    md << "| method | whole-photo LPIPS | identity distance to the clean face, mean over " << n
+       << " faces | faces under 0.6 | faces closer than x4plus's | seconds |\n|---|---|---|---|---|---|\n";
     auto methods = solvay_methods();
     if (R.lpips.count("ours-raw-tone")) methods.push_back({"ours-raw-tone", "ours, Ref-FR's tone (match_paste_tone off)"});
+    for (const char* k : {"0.0", "1.0", "1.5", "2.0", "3.0"})
+      if (R.lpips.count(std::string("ours-consistent-") + k))
+        methods.push_back({std::string("ours-consistent-") + k, std::string("ours, --blind-face-consistency ") + k});
     for (const auto& [key, label] : methods) {
       double s = 0;
-      int under = 0;
-      for (const auto& f : R.faces) s += f.id.at(key), under += f.id.at(key) < 0.6;
+      int under = 0, closer = 0;
+      for (const auto& f : R.faces) s += f.id.at(key), under += f.id.at(key) < 0.6, closer += f.id.at(key) < f.id.at("x4plus");
       md << "| " << label << " | " << fmt(R.lpips.at(key)) << " | " << fmt(n ? s / n : NAN) << " | " << under << " | "
+         << (key == "x4plus" ? std::string("—") : std::to_string(closer)) << " | "
          << (R.seconds.count(key) ? fmt(R.seconds.at(key), 1) : "—") << " |\n";
     }
     if (R.lpips.count("ours-raw-tone")) {

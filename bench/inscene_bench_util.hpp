@@ -153,6 +153,7 @@ struct Row {
   double id_input = NAN;  // real set: to the input's face (bicubic) at the same place
   double niqe = NAN, brisque = NAN;
   double seconds = NAN;   // the method's own run time for this image
+  std::string device;     // where it ran ("cpu" / "cuda"); empty in CSVs from before the column
 };
 
 struct MethodInfo {
@@ -184,29 +185,37 @@ inline std::string fmt_num(double v) {
 }
 inline double parse_num(const std::string& s) { return s == "nan" || s.empty() ? NAN : std::stod(s); }
 
-inline const char* kCsvHeader =
+// The device column came later: rows of one run may come from two machines (e.g. methods whose
+// weights did not fit the GPU machine's carry limit run on the CPU), and s/image says which.
+inline const char* kCsvHeaderV1 =
     "set,case,cond,method,psnr,ssim,ms_ssim,lpips,lpips_face,lpips_person,lpips_bg,id_gt,id_input,niqe,brisque,seconds";
+inline const char* kCsvHeader =
+    "set,case,cond,method,psnr,ssim,ms_ssim,lpips,lpips_face,lpips_person,lpips_bg,id_gt,id_input,niqe,brisque,seconds,device";
 inline std::string csv_line(const Row& r) {
   std::ostringstream s;
   s << r.set << "," << r.name << "," << r.cond << "," << r.method;
   for (double v : {r.psnr, r.ssim, r.ms_ssim, r.lpips, r.lp_face, r.lp_person, r.lp_bg, r.id_gt, r.id_input, r.niqe, r.brisque, r.seconds})
     s << "," << fmt_num(v);
-  return s.str();
+  return s.str() + "," + r.device;
 }
 // Reads a per-image CSV (also one an interrupted run was appending to: a torn last line is dropped).
 inline std::vector<Row> parse_csv(const std::string& text, const std::string& name) {
   std::istringstream in(text);
   std::string line;
   std::vector<Row> out;
-  if (!std::getline(in, line) || line != kCsvHeader) throw FormatError(name + ": not a bench_inscene CSV (header differs)");
+  if (!std::getline(in, line) || (line != kCsvHeader && line != kCsvHeaderV1))
+    throw FormatError(name + ": not a bench_inscene CSV (header differs)");
+  const size_t fields = line == kCsvHeader ? 17 : 16;
   while (std::getline(in, line)) {
     std::vector<std::string> f;
     std::string cur;
     std::istringstream ls(line);
     while (std::getline(ls, cur, ',')) f.push_back(cur);
-    if (f.size() != 16) continue;
+    if (fields == 17 && f.size() == 16 && !line.empty() && line.back() == ',') f.push_back("");  // getline drops an empty last field
+    if (f.size() != fields) continue;
     Row r;
     r.set = f[0], r.name = f[1], r.cond = f[2], r.method = f[3];
+    if (fields == 17) r.device = f[16];
     double* v[] = {&r.psnr, &r.ssim, &r.ms_ssim, &r.lpips, &r.lp_face, &r.lp_person, &r.lp_bg, &r.id_gt, &r.id_input, &r.niqe, &r.brisque, &r.seconds};
     for (int i = 0; i < 12; ++i) *v[i] = parse_num(f[size_t(4 + i)]);
     out.push_back(r);
@@ -321,9 +330,21 @@ inline TableResult table(const std::vector<Row>& rows, const std::vector<std::st
     }
     best[ti] = b;
   }
+  // Where each method ran (s/image is comparable only between methods of one device).
+  std::map<std::string, std::set<std::string>> devices;
+  for (const auto& r : rows)
+    if (r.cond == cond && std::find(sets.begin(), sets.end(), r.set) != sets.end() && !r.device.empty()) devices[r.method].insert(r.device);
   for (const auto& me : t.present) {
     md << "| " << method_label(me) << " |";
-    for (const auto& [ti, dl] : titles) md << " " << cell(t.ci[me][ti], dl.first, best.count(ti) && t.ci[me][ti].mean == best[ti]) << " |";
+    for (const auto& [ti, dl] : titles) {
+      std::string v = cell(t.ci[me][ti], dl.first, best.count(ti) && t.ci[me][ti].mean == best[ti]);
+      if (ti == "s/image" && !devices[me].empty()) {
+        std::string d;
+        for (const auto& x : devices[me]) d += (d.empty() ? "" : "+") + x;
+        v += " " + d;
+      }
+      md << " " << v << " |";
+    }
     md << "\n";
   }
   md << "\n" << t.order.size() << " images; mean ± half the 95 % bootstrap interval (" << resamples

@@ -74,13 +74,23 @@ torch::Tensor describe_at(const Ctx& c, const torch::Tensor& img, const Detected
   return c.desc->embed(crop_for_descriptor(a.unsqueeze(0))).to(torch::kCPU, torch::kFloat32)[0];
 }
 
+int64_t& packed_mismatches() {
+  static int64_t n = 0;
+  return n;
+}
+
 // The detector's answer for these pixels: from the pack's faces.tsv (checked against the pixels'
 // checksum), else detected here (needs dlib).
 std::vector<DetectedFace> detections(const Ctx& c, const FaceMap& fm, const std::string& key, const torch::Tensor& img) {
   auto it = fm.find(key);
   if (it != fm.end()) {
-    if (it->second.first != pixels_sha(img))
-      throw Error("faces.tsv '" + key + "' was detected on other pixels than this run made (degradation not reproduced?)");
+    if (it->second.first != pixels_sha(img)) {
+      // LibTorch versions may round a few degraded samples differently (1.13 here, 2.x on the GPU
+      // machine); the detector would find the same faces within a pixel. Re-detect where dlib is
+      // present, else use the packed answer and count it (the run prints the count).
+      if (c.det) return c.det->detect(tensor_to_image(img));
+      if (++packed_mismatches() <= 3) log_warn("faces.tsv '" + key + "': packed detections used on pixels that differ from the packed ones (rounding)");
+    }
     return it->second.second;
   }
   if (!c.det) throw Error("no detections for '" + key + "' in the pack and no face detector in this build (dlib): pack with these conditions");
@@ -301,6 +311,7 @@ void run_cases(const RunConfig& rc, const std::vector<Case>& cases) {
       auto& cache = caches[cond];  // x4plus's output, reused by "faces only" (its time counted there too)
       Row row;
       row.set = cs.set, row.name = cs.name, row.cond = cond, row.method = m;
+      row.device = rc.device.is_cuda() ? "cuda" : "cpu";
       auto y = run_method(c, m, lq, scale, refs.get(), unit_faces[cond], row.seconds, cache);
       const Image yi = tensor_to_image(y);
       const std::string op = out_path(rc, cs.set, cond, m, cs.name, ".png");
@@ -344,6 +355,9 @@ void run_cases(const RunConfig& rc, const std::vector<Case>& cases) {
     }
   }
   progress.finish();
+  if (packed_mismatches() > 0)
+    std::printf("bench_inscene: %lld packed detections used on pixels this build degraded differently (rounding)\n",
+                static_cast<long long>(packed_mismatches()));
 }
 
 }  // namespace

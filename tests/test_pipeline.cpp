@@ -331,6 +331,30 @@ TEST(Pipeline, SmallFacesOfAGroupAreFoundAndRestored) {
   EXPECT_NE(nlohmann::json::parse(result_to_json(r16, "in.png", "out.png")).dump().find("\"pasted\":false"), std::string::npos);
   const auto a = image_to_tensor(r.image, torch::kCPU), b = image_to_tensor(r16.image, torch::kCPU);
   EXPECT_GT((a - b).abs().max().item<float>(), 0.05f);  // the dropped faces are gone from the output
+
+  // --blind-face-consistency (default 1): a blind face keeps the scene restorer's structure up to
+  // the input's own detail, so over each pasted face the coarse difference to the scene restorer's
+  // output (means over a third of the box) is much smaller than with the option off.
+  o.blind_paste_min = 0;
+  o.paste_faces = false;
+  const auto scene = image_to_tensor(f2s.restore(small, {}, o).image, torch::kCPU);
+  o.paste_faces = true;
+  o.blind_face_consistency = 0;
+  const auto off = image_to_tensor(f2s.restore(small, {}, o).image, torch::kCPU);
+  auto coarse_gap = [&](const torch::Tensor& y) {
+    double sum = 0;
+    int n = 0;
+    for (const auto& f : r.faces) {
+      if (f.status != "restored") continue;
+      const int64_t x0 = std::lround(f.box.x0), y0 = std::lround(f.box.y0);
+      const int64_t s = std::max<int64_t>(6, std::lround(std::min(f.box.width(), f.box.height())) / 3 * 3);
+      const auto d = (y - scene).slice(1, y0, y0 + s).slice(2, x0, x0 + s).unsqueeze(0);
+      sum += F::avg_pool2d(d, F::AvgPool2dFuncOptions(s / 3)).abs().mean().item<double>(), ++n;
+    }
+    return sum / std::max(n, 1);
+  };
+  const double gap_on = coarse_gap(a), gap_off = coarse_gap(off);
+  EXPECT_LT(gap_on, 0.5 * gap_off) << "consistent " << gap_on << ", off " << gap_off;
 }
 
 // Attention over many queries (the scene restorer's statistics pass over a 1 MP copy of the photo)

@@ -63,7 +63,7 @@ TEST(ServeApi, UploadPollFetchDelete) {
 
   const std::string photo = crop_png();
   httplib::MultipartFormDataItems items = {{"image", photo, "crop.png", "image/png"},
-                                           {"options", R"({"scale": 1})", "", "application/json"}};
+                                           {"options", R"({"scale": 1, "blind_paste_min": 8})", "", "application/json"}};
   const bool refs = FaceDescriptor::available() && f2s_test::have_data("faces/hq/london/001_neutral.jpg");
   if (refs)  // not the person of the photo: the face stays unmatched, the reference is loaded
     items.push_back({"ref:Ann", read_file(f2s_test::data_path("faces/hq/london/001_neutral.jpg")), "ann.jpg", "image/jpeg"});
@@ -172,6 +172,9 @@ TEST(ServeApi, RefusesBadRequestsWithClearMessages) {
       {"scale 3", {{"image", photo, "c.png", "image/png"}, {"options", R"({"scale":3})", "", ""}}, 400, "scale must be 1, 2 or 4"},
       {"scale as a string", {{"image", photo, "c.png", "image/png"}, {"options", R"({"scale":"4"})", "", ""}}, 400, "wrong type"},
       {"output too large", {{"image", photo, "c.png", "image/png"}, {"options", R"({"scale":4})", "", ""}}, 413, "choose a lower scale"},
+      {"negative blind_paste_min", {{"image", photo, "c.png", "image/png"}, {"options", R"({"blind_paste_min":-3})", "", ""}}, 400, "blind_paste_min must be"},
+      {"blind_paste_min as a string", {{"image", photo, "c.png", "image/png"}, {"options", R"({"blind_paste_min":"16"})", "", ""}}, 400, "wrong type"},
+      {"blind_face_consistency 9", {{"image", photo, "c.png", "image/png"}, {"options", R"({"blind_face_consistency":9})", "", ""}}, 400, "blind_face_consistency must be"},
       {"pin to nobody", {{"image", photo, "c.png", "image/png"}, {"options", R"({"face_refs":{"0":"Bob"}})", "", ""}}, 400, "no reference photo"},
       {"bad face number", {{"image", photo, "c.png", "image/png"}, {"options", R"({"face_refs":{"x1":"Bob"}})", "", ""}}, 400, "not a face number"},
       {"person as a path", {{"image", photo, "c.png", "image/png"}, {"ref:../../etc", photo, "r.png", "image/png"}}, 400, "person name"},

@@ -163,6 +163,8 @@ async function restore() {
   if (!state.photo) return;
   showError('');
   const options = { scale: +$('opt-scale').value, paste_faces: $('opt-paste').checked, blind: $('opt-blind').checked };
+  const minPaste = +$('opt-blind-paste-min').value;
+  if (minPaste > 0) options.blind_paste_min = minPaste;
   if (Object.keys(state.pins).length) options.face_refs = { ...state.pins };
   $('restore-btn').disabled = true;
   $('progress').hidden = false; setProgress(0, 'uploading');
@@ -226,7 +228,8 @@ function renderFaces(j) {
   for (const f of j.faces) {
     const el = document.createElement('div');
     el.className = 'face';
-    const who = f.person ? `${escapeHtml(f.person)}${f.pinned ? ' (pinned)' : ''}` : (f.status === 'restored' ? 'no reference: restored blind' : '');
+    const who = f.person ? `${escapeHtml(f.person)}${f.pinned ? ' (pinned)' : ''}`
+      : (f.status === 'restored' ? (f.pasted === false ? 'no reference, small: the scene restorer\'s face kept' : 'no reference: restored blind') : '');
     const dist = f.match_distance != null ? `match distance ${f.match_distance.toFixed(2)}` : '';
     const id = f.identity_shift != null ? `identity shift ${f.identity_shift.toFixed(2)}` : '';
     el.innerHTML = `<div class="pair"><canvas width="160" height="160"></canvas><canvas width="160" height="160"></canvas></div>

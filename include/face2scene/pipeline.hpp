@@ -197,6 +197,15 @@ struct Face2SceneOptions {
   // not pasting them, 13 of 29, at the same whole-photo LPIPS (docs/pipeline.md, "Small blind faces").
   // 0 (default): every restored face is pasted.
   double blind_paste_min = 0;
+  // Faces restored blind keep the scene restorer's structure up to the detail the input face holds:
+  // face = R + low(scene) − low(R), low = area-down to k × the face's square side in the input
+  // photo, then bicubic up (a back-projection of Ref-FR's face onto what the pixels say). From a
+  // 16-px face Ref-FR invents eyes, nose and mouth of its own; the scene restorer, trained for
+  // fidelity, keeps where the input puts them. 0 = off; 1 = the input's own resolution
+  // (docs/pipeline.md, "Small blind faces").
+  double blind_face_consistency = 1;
+  // The same for faces restored from a reference person's photos (0 = off: Ref-FR's face as it is).
+  double ref_face_consistency = 1;
   // Paste seamlessly (Poisson-style): the blend band shows the scene restorer's output and the
   // face's core Ref-FR's face, shifted by the membrane fill of its difference to the scene, so the
   // paste leaves no colour or brightness step at its border (docs/pipeline.md, "The paste

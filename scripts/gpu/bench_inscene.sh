@@ -7,8 +7,8 @@
 # Carry: .deps and .cache/inscene_pack. The run writes to out/inscene_gpu (an ignored folder, kept
 # between calls while the machine stays warm, so a second call resumes) and stops itself after
 # RUN_S seconds (default 500, under the 10-minute call limit); every call then rebuilds the report
-# (--report-only) and copies per_image.csv, BENCHMARKS.md (+ docs/images/inscene_people_hq.png),
-# grids and commands.txt to $OUT. Repeat the call until it prints "bench_inscene: N/N ... done".
+# (--report-only) and copies per_image.csv, docs/BENCHMARKS.md, commands.txt and grids.tar (the
+# grids and docs/images/inscene_people_hq.png) to $OUT. Repeat the call until it prints "bench_inscene: N/N ... done".
 # upscayl-bin rows: METHODS=upscayl-x4plus,upscayl-x4fast E=.cache/esr_gpu_small with .gl carried
 # (the Vulkan loader .debs, as scripts/gpu/realesrgan_speed.sh; E holds upscayl-bin(.gz) and models/).
 # Env: SETS (default celeba,lfw,people_hq,real), METHODS (default all but upscayl), CONDS (default
@@ -20,6 +20,14 @@ cd "$(dirname "$0")/../.."
 TARGETS="bench_inscene" bash scripts/gpu-build.sh build-gpu | tail -3
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 PACK=.cache/inscene_pack
+# The pack with its weights is larger than one call may carry beside the tree (64 MiB): x4plus may
+# travel in two halves over two warm calls (.cache/x4p_a/part, .cache/x4p_b/part and x4p.sha, made
+# with `split -b` and sha256sum here); joined and checked here once both have come.
+XW="$PACK/weights/realesrgan-x4plus.safetensors"
+if [ ! -f "$XW" ] && [ -f .cache/x4p_a/part ] && [ -f .cache/x4p_b/part ]; then
+  cat .cache/x4p_a/part .cache/x4p_b/part >"$XW"
+  sha256sum -c .cache/x4p_b/x4p.sha || { rm -f "$XW"; echo "x4plus halves do not join to the packed file"; exit 1; }
+fi
 export F2S_WEIGHTS_DIR="$PWD/$PACK/weights"  # Real-ESRGAN bases (general-x4v3 under our restorer, x4plus) from the pack
 UB_ARGS=()
 if [ -n "${E:-}" ]; then
@@ -38,6 +46,20 @@ ARGS=(--data "$PACK" --device cuda --models "${MODELS:-weights}" --sets "${SETS:
 timeout "${RUN_S:-500}" build-gpu/bin/bench_inscene "${ARGS[@]}" "${UB_ARGS[@]}" 2>&1 | grep -v "^frame" | tail -6
 build-gpu/bin/bench_inscene "${ARGS[@]}" --report-only 2>&1 | tail -2
 mkdir -p "$OUT/inscene"
-cp -r "$R/per_image.csv" "$R/BENCHMARKS.md" "$R/commands.txt" "$R/grids" "$OUT/inscene/" 2>/dev/null
-cp docs/BENCHMARKS.md "$OUT/inscene/BENCHMARKS.docs.md"; cp docs/images/inscene_people_hq.png "$OUT/inscene/" 2>/dev/null
+# At most 8 files come back: the grids (one per set and condition) travel as one tar.
+cp "$R/per_image.csv" "$R/commands.txt" "$OUT/inscene/" 2>/dev/null
+cp docs/BENCHMARKS.md "$OUT/inscene/BENCHMARKS.docs.md"
+cp docs/images/inscene_people_hq.png "$R/grids/" 2>/dev/null
+tar -C "$R" -cf "$OUT/inscene/grids.tar" grids 2>/dev/null
+# What a report merged with rows made on another machine needs (bench_inscene --report-only there
+# after untarring into its -o folder): every KID feature file and grid box, and the outputs of the
+# cases the grids show (the first 4 of each set, and people_hq's freely licensed photos).
+( cd "$R" && find outputs \( -name '*.kid.pt' -o -name '*.box' \) | tar -cf "$OUT/inscene/kid.tar" -T - )
+awk -F'\t' '!/^#/ && n[$1]++ < 4 {print $1" "$2}' "$PACK/manifest.tsv" >/tmp/grid_cases
+for c in kodak_kodim12 flickr_multihmr_51960182045 commons_044_us-navy-sailor-patient pexels_women-on-phones pexels_ibm_dog-human; do
+  echo "people_hq $c" >>/tmp/grid_cases
+done
+( cd "$R" && while read -r set name; do ls outputs/"$set"/*/*/"$name".png 2>/dev/null; done </tmp/grid_cases |
+  tar -cf "$OUT/inscene/grid_outputs.tar" -T - )
+ls -la "$OUT/inscene"
 wc -l "$R/per_image.csv"

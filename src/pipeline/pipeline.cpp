@@ -642,15 +642,21 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
         const auto sc = align_face_region(y, on_scaled_image(tn, ps), N);
         const auto low = resize(resize(sc, S, S), N, N);
         auto face = (resize(w.restored, N, N) + (sc - low)).clamp(0, 1);
+        const int64_t k = std::llround((w.person < 0 ? options.blind_face_consistency : options.ref_face_consistency) * w.native);
+        if (k >= 4 && k < std::min(S, N))  // the scene's structure up to the input's detail
+          face = (face + resize(resize(sc, k, k), N, N) - resize(resize(face, k, k), N, N)).clamp(0, 1);
         if (options.match_paste_tone) face = seamless_paste_face(face, sc).clamp(0, 1);
         built.emplace_back(face, tn);
         fr.paste_side = N;
         fr.detail_transfer = true;
       } else {
         auto face = w.restored;
-        if (options.scene && options.match_paste_tone) {
+        const int64_t k = std::llround((w.person < 0 ? options.blind_face_consistency : options.ref_face_consistency) * w.native);
+        const bool consistent = options.scene && k >= 4 && k < S;
+        if (options.scene && (options.match_paste_tone || consistent)) {
           const auto sc = align_face_region(y, on_scaled_image(w.t, ps), S);
-          face = seamless_paste_face(face, sc).clamp(0, 1);
+          if (consistent) face = (face + resize(resize(sc, k, k), S, S) - resize(resize(face, k, k), S, S)).clamp(0, 1);
+          if (options.match_paste_tone) face = seamless_paste_face(face, sc).clamp(0, 1);
         }
         built.emplace_back(face, w.t);
         fr.paste_side = std::min<int64_t>(want, S);

@@ -419,6 +419,19 @@ struct Server::Impl {
           fo.paste_faces = v.get<bool>();
         } else if (k == "detail_transfer") {
           fo.detail_transfer = v.get<bool>();
+        } else if (k == "blind_paste_min") {
+          // restore --blind-paste-min: blind faces under this many pixels are read, not pasted.
+          fo.blind_paste_min = v.get<double>();
+          if (!(fo.blind_paste_min >= 0 && fo.blind_paste_min <= 4096))
+            throw HttpError{400, "options.blind_paste_min must be a face size in pixels, 0 to 4096"};
+        } else if (k == "blind_face_consistency") {
+          fo.blind_face_consistency = v.get<double>();
+          if (!(fo.blind_face_consistency >= 0 && fo.blind_face_consistency <= 8))
+            throw HttpError{400, "options.blind_face_consistency must be 0 (off) to 8"};
+        } else if (k == "ref_face_consistency") {
+          fo.ref_face_consistency = v.get<double>();
+          if (!(fo.ref_face_consistency >= 0 && fo.ref_face_consistency <= 8))
+            throw HttpError{400, "options.ref_face_consistency must be 0 (off) to 8"};
         } else if (k == "largest_face") {
           fo.largest_face = v.get<bool>();
         } else if (k == "faces_only") {

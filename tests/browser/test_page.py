@@ -111,6 +111,7 @@ def main():
                     help="a reference photo of one person (default: a face of the Solvay photo, public domain)")
     ap.add_argument("--person", default="Solvay face")
     ap.add_argument("--scale", default="4", choices=["1", "2", "4"])
+    ap.add_argument("--blind-paste-min", default="60", help="px; the example's faces measure 54-78 px")
     ap.add_argument("--width", type=int, default=1440)
     ap.add_argument("--timeout", type=int, default=900, help="seconds for the restore")
     args = ap.parse_args()
@@ -165,6 +166,8 @@ def main():
             b.send_file(".person input[type=file]", os.path.abspath(args.ref))
             b.wait("return document.querySelectorAll('#face-assign select').length;", 10, "the face assignment list")
             b.js("const s = document.getElementById('opt-scale'); s.value = arguments[0];", args.scale)
+            # Small faces without a reference are read, not pasted (restore --blind-paste-min).
+            b.js("document.getElementById('opt-blind-paste-min').value = arguments[0];", args.blind_paste_min)
             t0 = time.time()
             b.click("#restore-btn")
             b.wait("return !document.getElementById('progress').hidden || !document.getElementById('result').hidden;",
@@ -179,6 +182,7 @@ def main():
                       faces: document.querySelectorAll('#faces .face').length,
                       thumbs: document.querySelectorAll('#faces canvas').length,
                       people: [...document.querySelectorAll('#faces .who')].map(e => e.parentElement.textContent),
+                      kept: [...document.querySelectorAll('#faces .who')].filter(e => /face kept/.test(e.parentElement.textContent)).length,
                       download: document.getElementById('download').href};""")
             print("page shows:", json.dumps(info)[:600])
             s = int(args.scale)
@@ -186,6 +190,7 @@ def main():
             assert info["words"] and info["words"] != "—" and "not read" not in info["words"], info["words"]
             assert info["faces"] >= 10 and info["thumbs"] == 2 * info["faces"], info
             assert info["download"].startswith("blob:"), info["download"]
+            assert info["kept"] >= 1, f"no face kept unpasted under {args.blind_paste_min} px: {info['people']}"
             # The viewer: the split handle and zoom work.
             b.click("#zoom-1")
             z = b.js("return document.getElementById('stage').style.transform;")

@@ -33,7 +33,7 @@ struct RunArgs {
   std::string shard = "0/1", manifest, devices;  // scale-out: docs/scale-out.md
   std::vector<std::string> face_refs;
   int scale = 4, tile = -1, max_faces = 64, min_face = 12;
-  double realism = 0, blind_paste_min = 0;
+  double realism = 0, blind_paste_min = 0, blind_face_consistency = 1, ref_face_consistency = 1;
   bool blind = false, largest_face = false, skip_existing = false, side_by_side = false, aligned = false,
        no_detail_transfer = false, no_paste = false;
 };
@@ -372,6 +372,16 @@ Command setup_restore(CLI::App& app, GlobalOptions&) {
                   "(their degradation is still read). Ref-FR invents a plausible stranger from a 14 px face;\n"
                   "on Solvay 1927, 20 keeps the scene restorer's faces, closer to who they were (docs/pipeline.md)")
       ->check(CLI::Range(0.0, 1e6));
+  sub->add_option("--blind-face-consistency", a->blind_face_consistency,
+                  "Faces restored without references keep the scene restorer's structure up to K x the detail\n"
+                  "the input face holds (1 = its own resolution; 0 = off): Ref-FR's invented features are\n"
+                  "moved back to where the pixels put them (docs/pipeline.md, \"Small blind faces\")")
+      ->check(CLI::Range(0.0, 8.0))
+      ->capture_default_str();
+  sub->add_option("--ref-face-consistency", a->ref_face_consistency,
+                  "The same for faces restored from a person's reference photos (0 = Ref-FR's face as it is)")
+      ->check(CLI::Range(0.0, 8.0))
+      ->capture_default_str();
   sub->add_flag("--no-face-paste", a->no_paste,
                 "Leave the restored faces out of the output (the scene restorer alone, still conditioned on\n"
                 "their code): for comparisons");
@@ -401,6 +411,8 @@ Command setup_restore(CLI::App& app, GlobalOptions&) {
             o.detail_transfer = !a->no_detail_transfer;
             o.paste_faces = !a->no_paste;
             o.blind_paste_min = a->blind_paste_min;
+            o.blind_face_consistency = a->blind_face_consistency;
+            o.ref_face_consistency = a->ref_face_consistency;
             // References are decoded once and shared, read-only, by every worker.
             const ReferenceSet refs = load_refs(*a, *f2s[0], o.face_refs);
             std::vector<Processor> workers;
