@@ -402,6 +402,12 @@ struct Server::Impl {
     }
     auto job = std::make_shared<ServeJob>();
     Face2SceneOptions& fo = job->options;
+    // A number option within [lo, hi] (a wrong type throws json's type_error: "wrong type" below).
+    auto in_range = [](const json& v, const std::string& key, double lo, double hi, const char* what) {
+      const double x = v.get<double>();
+      if (!(x >= lo && x <= hi)) throw HttpError{400, "options." + key + " must be " + what};
+      return x;
+    };
     try {
       for (auto it = opt.begin(); it != opt.end(); ++it) {
         const std::string& k = it.key();
@@ -421,17 +427,11 @@ struct Server::Impl {
           fo.detail_transfer = v.get<bool>();
         } else if (k == "blind_paste_min") {
           // restore --blind-paste-min: blind faces under this many pixels are read, not pasted.
-          fo.blind_paste_min = v.get<double>();
-          if (!(fo.blind_paste_min >= 0 && fo.blind_paste_min <= 4096))
-            throw HttpError{400, "options.blind_paste_min must be a face size in pixels, 0 to 4096"};
+          fo.blind_paste_min = in_range(v, k, 0, 4096, "a face size in pixels, 0 to 4096");
         } else if (k == "blind_face_consistency") {
-          fo.blind_face_consistency = v.get<double>();
-          if (!(fo.blind_face_consistency >= 0 && fo.blind_face_consistency <= 8))
-            throw HttpError{400, "options.blind_face_consistency must be 0 (off) to 8"};
+          fo.blind_face_consistency = in_range(v, k, 0, 8, "0 (off) to 8");
         } else if (k == "ref_face_consistency") {
-          fo.ref_face_consistency = v.get<double>();
-          if (!(fo.ref_face_consistency >= 0 && fo.ref_face_consistency <= 8))
-            throw HttpError{400, "options.ref_face_consistency must be 0 (off) to 8"};
+          fo.ref_face_consistency = in_range(v, k, 0, 8, "0 (off) to 8");
         } else if (k == "largest_face") {
           fo.largest_face = v.get<bool>();
         } else if (k == "faces_only") {
