@@ -202,7 +202,7 @@ struct Face2SceneOptions {
   // photo, then bicubic up (a back-projection of Ref-FR's face onto what the pixels say). From a
   // 16-px face Ref-FR invents eyes, nose and mouth of its own; the scene restorer, trained for
   // fidelity, keeps where the input puts them. 0 = off; 1 = the input's own resolution
-  // (docs/pipeline.md, "Small blind faces").
+  // (docs/pipeline.md, "Faces kept consistent with the input").
   double blind_face_consistency = 1;
   // The same for faces restored from a reference person's photos (0 = off: Ref-FR's face as it is).
   double ref_face_consistency = 1;

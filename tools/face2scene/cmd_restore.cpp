@@ -375,7 +375,7 @@ Command setup_restore(CLI::App& app, GlobalOptions&) {
   sub->add_option("--blind-face-consistency", a->blind_face_consistency,
                   "Faces restored without references keep the scene restorer's structure up to K x the detail\n"
                   "the input face holds (1 = its own resolution; 0 = off): Ref-FR's invented features are\n"
-                  "moved back to where the pixels put them (docs/pipeline.md, \"Small blind faces\")")
+                  "moved back to where the pixels put them; 2 suits group photos of tiny faces\n(docs/pipeline.md, \"Faces kept consistent with the input\")")
       ->check(CLI::Range(0.0, 8.0))
       ->capture_default_str();
   sub->add_option("--ref-face-consistency", a->ref_face_consistency,
