@@ -302,7 +302,11 @@ struct Server::Impl {
           ++it;
         }
       }
-      opt.on_progress = [this, &j](const std::string& stage, int done, int total) { progress(j, stage, done, total); };
+      // The pipeline's "done" comes before this server has written the result: a job still
+      // running must show less than 1 (a poll in that window saw 1.0 while "running").
+      opt.on_progress = [this, &j](const std::string& stage, int done, int total) {
+        progress(j, stage == "done" ? "write" : stage, done, total);
+      };
       Face2SceneResult r = f2s.restore(image, refs, opt);
       progress(j, "write", 0, 1);
       WriteOptions wo;
