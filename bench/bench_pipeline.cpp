@@ -185,6 +185,16 @@ double ring_step(const torch::Tensor& d, const torch::Tensor& mask, double lo = 
   return worst;
 }
 
+// --ablation's extra Solvay runs: Ref-FR's own tone, and the blind-face consistency K values
+// (Face2SceneOptions::blind_face_consistency; the default run is K = 1).
+const double kConsistencyAblation[] = {0.0, 1.0, 1.5, 2.0, 3.0};
+std::string consistency_key(double k) { return "ours-consistent-" + fmt(k, 1); }
+std::vector<std::pair<std::string, std::string>> ablation_methods() {
+  std::vector<std::pair<std::string, std::string>> m{{"ours-raw-tone", "ours, Ref-FR's tone (match_paste_tone off)"}};
+  for (const double k : kConsistencyAblation) m.push_back({consistency_key(k), "ours, --blind-face-consistency " + fmt(k, 1)});
+  return m;
+}
+
 // The options every LFW run starts from: the defaults, or the face-consistency settings given by
 // --blind-face-consistency / --ref-face-consistency (to measure them against the defaults).
 Face2SceneOptions& base_options() {
@@ -261,9 +271,9 @@ SolvayResult run_solvay(const Face2Scene& f2s, const Judge& judge, const std::st
     o.match_paste_tone = false;
     out["ours-raw-tone"] = rgb(f2s.restore(lq, {}, o).image);
     o.match_paste_tone = true;
-    for (const double k : {0.0, 1.0, 1.5, 2.0, 3.0}) {  // the default is 1 (Face2SceneOptions::blind_face_consistency)
+    for (const double k : kConsistencyAblation) {
       o.blind_face_consistency = k;
-      out["ours-consistent-" + fmt(k, 1)] = rgb(f2s.restore(lq, {}, o).image);
+      out[consistency_key(k)] = rgb(f2s.restore(lq, {}, o).image);
     }
   }
 
@@ -310,9 +320,8 @@ SolvayResult run_solvay(const Face2Scene& f2s, const Judge& judge, const std::st
   }();
   auto methods = solvay_methods();
   if (ablation) {
-    methods.push_back({"ours-raw-tone", "ours, Ref-FR's tone (match_paste_tone off)"});
-    for (const char* k : {"0.0", "1.0", "1.5", "2.0", "3.0"})
-      methods.push_back({std::string("ours-consistent-") + k, std::string("ours, --blind-face-consistency ") + k});
+    const auto more = ablation_methods();
+    methods.insert(methods.end(), more.begin(), more.end());
   }
   for (const auto& [key, label] : methods) {
     const auto o4 = to_size(out[key], H, W);
@@ -521,8 +530,8 @@ int main(int argc, char** argv) try {
   }
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress lines reach a log as they happen
   set_num_threads(std::stoi(args.get("--threads", "0")));
-  if (args.has("--blind-face-consistency")) base_options().blind_face_consistency = std::stod(args.get("--blind-face-consistency", "1"));
-  if (args.has("--ref-face-consistency")) base_options().ref_face_consistency = std::stod(args.get("--ref-face-consistency", "0"));
+  if (args.has("--blind-face-consistency")) base_options().blind_face_consistency = std::stod(args.get("--blind-face-consistency", ""));
+  if (args.has("--ref-face-consistency")) base_options().ref_face_consistency = std::stod(args.get("--ref-face-consistency", ""));
   if (args.has("--memory-child")) return memory_child(args);
   const std::string data = args.get("--data", f2s_bench::data_dir());
   const std::string out = args.get("-o", "out/bench_pipeline");
@@ -595,10 +604,8 @@ int main(int argc, char** argv) try {
     md << "| method | whole-photo LPIPS | identity distance to the clean face, mean over " << n
        << " faces | faces under 0.6 | faces closer than x4plus's | seconds |\n|---|---|---|---|---|---|\n";
     auto methods = solvay_methods();
-    if (R.lpips.count("ours-raw-tone")) methods.push_back({"ours-raw-tone", "ours, Ref-FR's tone (match_paste_tone off)"});
-    for (const char* k : {"0.0", "1.0", "1.5", "2.0", "3.0"})
-      if (R.lpips.count(std::string("ours-consistent-") + k))
-        methods.push_back({std::string("ours-consistent-") + k, std::string("ours, --blind-face-consistency ") + k});
+    for (const auto& m : ablation_methods())
+      if (R.lpips.count(m.first)) methods.push_back(m);
     for (const auto& [key, label] : methods) {
       double s = 0;
       int under = 0, closer = 0;

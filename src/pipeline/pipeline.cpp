@@ -179,6 +179,20 @@ struct Work {
   std::vector<size_t> refs;      // photos of that person used
 };
 
+// Face2SceneOptions::blind_face_consistency / ref_face_consistency as a side in pixels: K × the
+// face's square side in the input photo (the detail the input holds of it).
+int64_t consistency_side(const Work& w, const Face2SceneOptions& o) {
+  return std::llround((w.person < 0 ? o.blind_face_consistency : o.ref_face_consistency) * w.native);
+}
+
+// The face [3,N,N] with the scene restorer's structure up to a k² copy: face + low(scene) − low(face),
+// low = area down to k, bicubic up. Unchanged where k is under 4 px or not below `limit`.
+torch::Tensor keep_input_structure(const torch::Tensor& face, const torch::Tensor& scene, int64_t k, int64_t limit) {
+  if (k < 4 || k >= limit) return face;
+  const int64_t N = face.size(-1);
+  return (face + resize(resize(scene, k, k), N, N) - resize(resize(face, k, k), N, N)).clamp(0, 1);
+}
+
 DegradationSummary weighted_summary(const std::vector<DegradationSummary>& s, const std::vector<double>& w) {
   std::vector<float> acc(DegradationSummary::kSize, 0.f);
   double total = 0;
@@ -642,20 +656,17 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
         const auto sc = align_face_region(y, on_scaled_image(tn, ps), N);
         const auto low = resize(resize(sc, S, S), N, N);
         auto face = (resize(w.restored, N, N) + (sc - low)).clamp(0, 1);
-        const int64_t k = std::llround((w.person < 0 ? options.blind_face_consistency : options.ref_face_consistency) * w.native);
-        if (k >= 4 && k < std::min(S, N))  // the scene's structure up to the input's detail
-          face = (face + resize(resize(sc, k, k), N, N) - resize(resize(face, k, k), N, N)).clamp(0, 1);
+        face = keep_input_structure(face, sc, consistency_side(w, options), std::min(S, N));
         if (options.match_paste_tone) face = seamless_paste_face(face, sc).clamp(0, 1);
         built.emplace_back(face, tn);
         fr.paste_side = N;
         fr.detail_transfer = true;
       } else {
         auto face = w.restored;
-        const int64_t k = std::llround((w.person < 0 ? options.blind_face_consistency : options.ref_face_consistency) * w.native);
-        const bool consistent = options.scene && k >= 4 && k < S;
-        if (options.scene && (options.match_paste_tone || consistent)) {
+        const int64_t k = consistency_side(w, options);
+        if (options.scene && (options.match_paste_tone || (k >= 4 && k < S))) {
           const auto sc = align_face_region(y, on_scaled_image(w.t, ps), S);
-          if (consistent) face = (face + resize(resize(sc, k, k), S, S) - resize(resize(face, k, k), S, S)).clamp(0, 1);
+          face = keep_input_structure(face, sc, k, S);
           if (options.match_paste_tone) face = seamless_paste_face(face, sc).clamp(0, 1);
         }
         built.emplace_back(face, w.t);
