@@ -192,6 +192,10 @@ std::string consistency_key(double k) { return "ours-consistent-" + fmt(k, 1); }
 std::vector<std::pair<std::string, std::string>> ablation_methods() {
   std::vector<std::pair<std::string, std::string>> m{{"ours-raw-tone", "ours, Ref-FR's tone (match_paste_tone off)"}};
   for (const double k : kConsistencyAblation) m.push_back({consistency_key(k), "ours, --blind-face-consistency " + fmt(k, 1)});
+  // The face code's own effect on this photo: the code rule against the largest face only, and
+  // the blind twin (no code; the same pasted faces).
+  m.push_back({"ours-largest-face", "ours, code of the largest face only (--largest-face)"});
+  m.push_back({"ours-blind-restorer", "ours, blind scene restorer (--blind: no code)"});
   return m;
 }
 
@@ -275,6 +279,12 @@ SolvayResult run_solvay(const Face2Scene& f2s, const Judge& judge, const std::st
       o.blind_face_consistency = k;
       out[consistency_key(k)] = rgb(f2s.restore(lq, {}, o).image);
     }
+    o.blind_face_consistency = Face2SceneOptions{}.blind_face_consistency;
+    o.largest_face = true;
+    out["ours-largest-face"] = rgb(f2s.restore(lq, {}, o).image);
+    o.largest_face = false;
+    o.blind = true;
+    out["ours-blind-restorer"] = rgb(f2s.restore(lq, {}, o).image);
   }
 
   // Detected / restored against the ground truth.

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "face2scene/core.hpp"
@@ -492,6 +493,42 @@ FaDeXTrainOptions tiny_fadex_training(const std::string& data, const std::string
   return o;
 }
 
+// A tiny fixed-geometry FaDeX trained for `steps` under data/name; returns its weights file.
+std::string train_tiny_fadex(const std::string& data, const std::string& name, int64_t steps) {
+  auto t = tiny_fadex_training(data, data + "/" + name);
+  t.common.max_steps = steps;
+  train_fadex(t);
+  return data + "/" + name + "/fadex.safetensors";
+}
+
+// The face-size student of `teacher` on the toy faces, degraded sides 8-16 px.
+FaDeXTrainOptions tiny_size_student(const std::string& data, const std::string& out, const std::string& teacher) {
+  auto o = tiny_fadex_training(data, out);
+  o.teacher = teacher;
+  o.size_faces_dir = data + "/faces";
+  o.size_source = 40;
+  o.lq_min = 8;
+  o.lq_max = 16;
+  return o;
+}
+
+// A tiny conditioned restorer (and its blind twin) trained over `fadex` on the toy data; the random
+// base is written once at data/base.safetensors.
+RestorerTrainOptions tiny_restorer_training(const std::string& data, const std::string& out, const std::string& fadex) {
+  RestorerTrainOptions ro;
+  ro.common = tiny_fadex_training(data, out).common;
+  ro.net = tiny_options();
+  ro.mapnet = tiny_mapnet_options();
+  ro.fadex_weights = fadex;
+  ro.base_weights = data + "/base.safetensors";
+  if (!file_exists(ro.base_weights))
+    save_safetensors(ro.base_weights, random_base(ro.net), {{"arch", "SRVGGNetCompact"}, {"version", "1"}});
+  ro.lpips_weights = f2s_test::data_path("weights");
+  ro.batch = 2;
+  ro.crop = 32;
+  return ro;
+}
+
 // Two checkpoint files hold the same step and bit-identical tensors, group by group.
 void expect_same_checkpoint(const std::string& a, const std::string& b, const std::vector<std::string>& groups) {
   const auto ca = load_checkpoint(a), cb = load_checkpoint(b);
@@ -549,20 +586,9 @@ TEST(Training, FaDeXFaceSizeDistillation) {
   // A tiny fixed-geometry teacher, then the student taught to read faces of 8–16 px (the teacher's
   // own LQ side is 8 at ×4): it writes a "native" file, refuses a native teacher, and resumes exactly.
   const std::string dir = make_toy_data(f2s_test::temp_dir("fadex_sizes"));
-  auto t = tiny_fadex_training(dir, dir + "/teacher");
-  t.common.max_steps = 2;
-  train_fadex(t);
-  const std::string teacher = dir + "/teacher/fadex.safetensors";
+  const std::string teacher = train_tiny_fadex(dir, "teacher", 2);
   EXPECT_EQ(load_fadex(teacher, torch::kCPU)->options.lq_geometry, "fixed");
-  auto make = [&](const std::string& out) {
-    auto o = tiny_fadex_training(dir, out);
-    o.teacher = teacher;
-    o.size_faces_dir = dir + "/faces";
-    o.size_source = 40;
-    o.lq_min = 8;
-    o.lq_max = 16;
-    return o;
-  };
+  auto make = [&](const std::string& out) { return tiny_size_student(dir, out, teacher); };
   auto whole = make(dir + "/whole");
   whole.common.max_steps = 4;
   const auto r = train_fadex(whole);
@@ -588,25 +614,63 @@ TEST(Training, FaDeXFaceSizeDistillation) {
   f2s_test::remove_tree(dir);
 }
 
+TEST(Training, FaDeXTaskLossTeachesThroughTheFrozenRestorer) {
+  // The task loss restores each degraded face with the frozen conditioned restorer from the
+  // student's code: the same run with and without it must end in different students (its gradient
+  // reaches the student), the restorer file must be left as it was, and a missing or blind
+  // restorer is refused.
+  if (!f2s_test::have_data("weights/lpips_v0.1")) GTEST_SKIP() << "shared data (LPIPS weights) not found";
+  const std::string dir = make_toy_data(f2s_test::temp_dir("fadex_task"));
+  const std::string teacher = train_tiny_fadex(dir, "teacher", 1);
+  auto ro = tiny_restorer_training(dir, dir + "/restorer", teacher);
+  ro.common.max_steps = 1;
+  train_restorer(ro);
+  const std::string restorer = dir + "/restorer/restorer.safetensors", blind = dir + "/restorer/restorer_blind.safetensors";
+  const std::string restorer_bytes = read_file(restorer);
+  auto make = [&](const std::string& out, double task_weight) {
+    auto o = tiny_size_student(dir, out, teacher);
+    o.common.max_steps = 3;
+    o.task_weight = task_weight;
+    o.task_batch = 2;
+    o.restorer_weights = restorer;
+    o.blind_weights = blind;
+    o.base_weights = ro.base_weights;
+    o.lpips_weights = ro.lpips_weights;
+    return o;
+  };
+  train_fadex(make(dir + "/plain", 0));
+  train_fadex(make(dir + "/task", 5));
+  const auto plain = state_dict(*load_fadex(dir + "/plain/fadex.safetensors", torch::kCPU));
+  const auto task = state_dict(*load_fadex(dir + "/task/fadex.safetensors", torch::kCPU));
+  double differ = 0;
+  for (const auto& [k, v] : plain) differ += (task.at(k) - v).abs().sum().item<double>();
+  EXPECT_GT(differ, 0.0) << "the task loss did not reach the student";
+  EXPECT_EQ(read_file(restorer), restorer_bytes) << "the frozen restorer was written";
+  // The log's task column holds the restorer's loss (> 0) on every row of the task run, 0 without.
+  auto last_task = [](const std::string& csv_file) {
+    const std::string csv = read_file(csv_file);
+    std::string last = csv.substr(csv.rfind('\n', csv.size() - 2) + 1);
+    std::vector<std::string> cols;
+    std::stringstream ss(last);
+    for (std::string c; std::getline(ss, c, ',');) cols.push_back(c);
+    return std::stod(cols.at(8));
+  };
+  EXPECT_GT(last_task(dir + "/task/fadex_sizes_loss.csv"), 0.0);
+  EXPECT_EQ(last_task(dir + "/plain/fadex_sizes_loss.csv"), 0.0);
+  auto no_restorer = make(dir + "/bad1", 5);
+  no_restorer.restorer_weights.clear();
+  EXPECT_THROW(train_fadex(no_restorer), ArgumentError);
+  auto blind_as_restorer = make(dir + "/bad2", 5);
+  blind_as_restorer.restorer_weights = blind;
+  EXPECT_THROW(train_fadex(blind_as_restorer), ArgumentError);
+  f2s_test::remove_tree(dir);
+}
+
 TEST(Training, RestorerResumeIsExact) {
   if (!f2s_test::have_data("weights/lpips_v0.1")) GTEST_SKIP() << "shared data (LPIPS weights) not found";
   const std::string dir = make_toy_data(f2s_test::temp_dir("restorer_exact"));
-  auto fo = tiny_fadex_training(dir, dir + "/fadex");
-  fo.common.max_steps = 1;
-  train_fadex(fo);
-  auto make = [&](const std::string& out) {
-    RestorerTrainOptions ro;
-    ro.common = tiny_fadex_training(dir, out).common;
-    ro.net = tiny_options();
-    ro.mapnet = tiny_mapnet_options();
-    ro.fadex_weights = dir + "/fadex/fadex.safetensors";
-    ro.base_weights = dir + "/base.safetensors";
-    ro.lpips_weights = f2s_test::data_path("weights");
-    ro.batch = 2;
-    ro.crop = 32;
-    return ro;
-  };
-  save_safetensors(dir + "/base.safetensors", random_base(tiny_options()), {{"arch", "SRVGGNetCompact"}, {"version", "1"}});
+  const std::string fadex = train_tiny_fadex(dir, "fadex", 1);
+  auto make = [&](const std::string& out) { return tiny_restorer_training(dir, out, fadex); };
   auto whole = make(dir + "/whole");
   whole.common.max_steps = 3;
   train_restorer(whole);

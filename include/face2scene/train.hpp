@@ -155,6 +155,18 @@ struct FaDeXTrainOptions {
   int64_t size_source = 256;
   int64_t lq_min = 12, lq_max = 128;
   double code_weight = 1.0;  // weight of the code-map match (the global code's 1 - cos has weight 1)
+  // The task loss ("never worse than blind", issue #19): distillation alone left the student's codes
+  // where the frozen conditioned restorer does worse than its blind twin at severe degradations.
+  // With task_weight > 0, the first task_batch degraded faces of each batch are also restored by
+  // the frozen conditioned restorer (restorer_weights, with its MapNet; base_weights its backbone)
+  // from the student's code, and L1 + task_lpips_weight * LPIPS against the clean face at the
+  // photo's scale is added with this weight, so the student learns the codes that help the
+  // restorer. blind_weights (optional): the blind twin on the same faces, logged only (task_gain =
+  // conditioned − blind loss; below 0 = the code helps).
+  double task_weight = 0;
+  int64_t task_batch = 16;
+  double task_lpips_weight = 0.2;
+  std::string restorer_weights, blind_weights, base_weights, lpips_weights;
 };
 
 struct RestorerTrainOptions {

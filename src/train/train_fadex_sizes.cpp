@@ -13,6 +13,8 @@
 #include <filesystem>
 
 #include "face2scene/core.hpp"
+#include "face2scene/metrics.hpp"
+#include "face2scene/scene_restorer.hpp"
 #include "face2scene/tensor.hpp"
 #include "face2scene/train.hpp"
 #include "train/train_util.hpp"
@@ -41,6 +43,39 @@ torch::Tensor load_size_faces(const FaDeXTrainOptions& o) {
            " at " + std::to_string(side) + "², none in the held-out list (" + std::to_string(heldout.size()) +
            " checksums)");
   return torch::stack(faces).to(c.device);
+}
+
+// The frozen restorers of the task loss (FaDeXTrainOptions::task_weight).
+struct TaskRestorers {
+  LoadedRestorer cond, blind;
+  std::unique_ptr<metrics::Lpips> lpips;
+};
+
+LoadedRestorer load_frozen(const std::string& path, const std::string& base, const torch::Device& device) {
+  auto r = load_restorer(path, base, device);
+  r.net->eval();
+  r.mapnet->eval();
+  for (auto& p : r.net->parameters()) p.set_requires_grad(false);
+  for (auto& p : r.mapnet->parameters()) p.set_requires_grad(false);
+  return r;
+}
+
+TaskRestorers load_task(const FaDeXTrainOptions& o) {
+  TaskRestorers t;
+  if (o.task_weight <= 0) return t;
+  if (o.restorer_weights.empty()) throw ArgumentError("train fadex: --task-weight needs --restorer FILE (the conditioned scene restorer)");
+  if (o.lpips_weights.empty()) throw ArgumentError("train fadex: --task-weight needs --lpips-weights DIR");
+  if (o.task_batch < 1) throw ArgumentError("train fadex: --task-batch must be at least 1");
+  t.cond = load_frozen(o.restorer_weights, o.base_weights, o.common.device);
+  if (t.cond.blind) throw ArgumentError(o.restorer_weights + ": the task loss needs the conditioned restorer, not the blind twin");
+  if (!o.blind_weights.empty()) {
+    t.blind = load_frozen(o.blind_weights, o.base_weights, o.common.device);
+    if (!t.blind.blind) throw ArgumentError(o.blind_weights + ": expected the blind twin (metadata blind=1)");
+  }
+  t.lpips = std::make_unique<metrics::Lpips>(o.lpips_weights, o.common.device);
+  log_info("face-size FaDeX: task loss (weight " + std::to_string(o.task_weight) + ") through the frozen " + o.restorer_weights +
+           (o.blind_weights.empty() ? std::string() : ", blind twin " + o.blind_weights + " logged"));
+  return t;
 }
 }  // namespace
 
@@ -84,7 +119,8 @@ TrainReport train_fadex_sizes(const FaDeXTrainOptions& o) {
     save_fadex(weights, net);
   };
 
-  TrainLoop loop(c, "fadex_sizes", {"loss", "code_map", "code_cos", "param_mse", "lq_side"});
+  TaskRestorers task = load_task(o);
+  TrainLoop loop(c, "fadex_sizes", {"loss", "code_map", "code_cos", "param_mse", "lq_side", "task", "task_gain"});
   CheckpointClock clock(c.checkpoint_minutes);
   const int64_t n = o.degradations;
   std::uniform_real_distribution<double> unit(0, 1);
@@ -105,11 +141,11 @@ TrainReport train_fadex_sizes(const FaDeXTrainOptions& o) {
     auto src = faces.index_select(0, idx).to(torch::kFloat32).div_(255.0);
     auto flip = torch::rand({n}, gen).lt(0.5).to(c.device).view({n, 1, 1, 1});
     src = torch::where(flip, src.flip({3}), src);
-    torch::Tensor hq, lq_photo, target_map, target_code;
+    torch::Tensor hq, lq_photo, clean_photo, target_map, target_code;
     {
       torch::NoGradGuard ng;
       hq = resize_images(src, teacher_side, teacher_side, ResizeMode::kBicubic).clamp(0, 1);
-      const auto clean_photo = resize_images(src, clean_side, clean_side, ResizeMode::kBicubic).clamp(0, 1);
+      clean_photo = resize_images(src, clean_side, clean_side, ResizeMode::kBicubic).clamp(0, 1);
       lq_photo = apply_degradation(clean_photo, params);
       const auto t = teacher->forward(apply_degradation(hq, params), hq);
       target_map = t.code_map;
@@ -123,11 +159,34 @@ TrainReport train_fadex_sizes(const FaDeXTrainOptions& o) {
     auto target = used.normalise(params, c.device);
     auto mse = (out.params - target).pow(2).mean();
     auto loss = o.code_weight * map_loss + cos_loss + o.param_weight * mse;
+    double task_value = 0, task_gain = 0;
+    if (task.lpips) {
+      // The degraded face at the photo's scale is the restorer's input, the clean one its target
+      // (at ×1 both cut to a multiple of 4, as the restorer needs); gradients reach only the student.
+      const int64_t tb = std::min<int64_t>(o.task_batch, n), side = x1 ? s / 4 * 4 : s;
+      const int scale = x1 ? 1 : 4;
+      auto lq = lq_photo.slice(0, 0, tb).slice(2, 0, side).slice(3, 0, side);
+      auto target = clean_photo.slice(0, 0, tb).slice(2, 0, side * scale).slice(3, 0, side * scale);
+      auto restore_loss = [&](LoadedRestorer& r, const torch::Tensor& tokens) {
+        auto pred = r.net->forward(lq, tokens, scale).to(torch::kFloat32);
+        auto l1 = (pred - target).abs().mean();
+        // LPIPS's SqueezeNet pools a side under 48 px away to nothing: L1 alone there (×1, tiny faces).
+        if (side * scale < 48) return l1;
+        return l1 + o.task_lpips_weight * task.lpips->distance(pred.clamp(0, 1), target).mean();
+      };
+      auto task_loss = restore_loss(task.cond, task.cond.mapnet->forward(out.code_map.slice(0, 0, tb)));
+      loss = loss + o.task_weight * task_loss;
+      task_value = task_loss.item<double>();
+      if (task.blind.net) {
+        torch::NoGradGuard ng;
+        task_gain = task_value - restore_loss(task.blind, task.blind.mapnet->null_tokens(tb)).item<double>();
+      }
+    }
     opt.zero_grad();
     loss.backward();
     opt.step();
     loop.record(opt.steps(), n,
-                {loss.item<double>(), map_loss.item<double>(), cos_loss.item<double>(), mse.item<double>(), double(s)});
+                {loss.item<double>(), map_loss.item<double>(), cos_loss.item<double>(), mse.item<double>(), double(s), task_value, task_gain});
     if (clock.due()) write_checkpoint();
   }
   net->eval();

@@ -23,6 +23,9 @@ struct TrainArgs {
   int degradations = 32;
   std::string teacher, size_faces;
   std::vector<int64_t> lq_sides{12, 128};
+  std::string task_restorer, task_blind;
+  double task_weight = 0;
+  int64_t task_batch = 16;
   // restorer
   std::string fadex, base, lpips = "../shared/data/weights";
   int batch = 16;
@@ -138,6 +141,15 @@ Command setup_train(CLI::App& app, GlobalOptions&) {
   fadex->add_option("--lq-sides", a->lq_sides, "With --teacher: smallest and largest face side in the degraded photo")
       ->expected(2)
       ->delimiter(',');
+  fadex->add_option("--task-weight", a->task_weight,
+                    "With --teacher: also restore the degraded faces with the frozen conditioned restorer from the\n"
+                    "student's code and add w * (L1 + 0.2 LPIPS) to the loss (default 0: distillation only)");
+  fadex->add_option("--task-batch", a->task_batch, "With --task-weight: faces of each batch restored (default 16)");
+  fadex->add_option("--restorer", a->task_restorer, "With --task-weight: the conditioned scene restorer (default weights/scene_restorer.safetensors)");
+  fadex->add_option("--restorer-blind", a->task_blind,
+                    "With --task-weight: its blind twin, run on the same faces and logged as task_gain (optional)");
+  fadex->add_option("--base", a->base, "With --task-weight: the restorer's Real-ESRGAN base (default: the weights cache)");
+  fadex->add_option("--lpips-weights", a->lpips, "With --task-weight: LPIPS weights folder (as for `metrics`)");
   auto* rest = sub->add_subcommand("restorer", "Conditioned restorer and its blind twin on the same batches");
   add_common(rest, *a);
   rest->add_option("--fadex", a->fadex, "Trained FaDeX (default: <out>/fadex.safetensors)");
@@ -268,6 +280,17 @@ Command setup_train(CLI::App& app, GlobalOptions&) {
               o.size_faces_dir = a->size_faces;
               o.lq_min = a->lq_sides.at(0);
               o.lq_max = a->lq_sides.at(1);
+              o.task_weight = a->task_weight;
+              o.task_batch = a->task_batch;
+              if (o.task_weight > 0) {
+                o.restorer_weights = a->task_restorer.empty() ? "weights/scene_restorer.safetensors" : a->task_restorer;
+                o.blind_weights = a->task_blind;
+                o.base_weights = a->base;
+                o.lpips_weights = a->lpips;
+                for (const auto& f : {o.restorer_weights, o.blind_weights}) {
+                  if (!f.empty() && !file_exists(f)) throw IoError(f + ": scene restorer not found");
+                }
+              }
               if (!o.teacher.empty() && !file_exists(o.teacher)) throw IoError(o.teacher + ": teacher FaDeX not found");
               print_report("train fadex", train_fadex(o), c.out_dir, c);
             } else if (rest->parsed()) {
