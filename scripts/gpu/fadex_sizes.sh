@@ -33,7 +33,5 @@ cp "$CK/fadex.safetensors" "$OUT/"
 if [ "${BENCH:-1}" = 0 ]; then ls -la "$OUT"; exit 0; fi
 build-gpu/bin/bench_face_scale --faces .cache/fadex_eval/faces.tsv --photos .cache/fadex_eval/photos \
   --fadex-native "$CK/fadex.safetensors" --lpips-weights .cache/gpu_weights --device cuda -o "$OUT/bench" ${BENCH_ARGS:-} 2>&1 | tail -15
-cp "$CK/fadex.safetensors" "$OUT/"
 [ -f "$CK/fadex_state.safetensors" ] && cp "$CK/fadex_state.safetensors" "$OUT/" || true
-[ -f "$CK/fadex_sizes_loss.csv" ] && cp "$CK/fadex_sizes_loss.csv" "$OUT/" || true
 ls -la "$OUT"
