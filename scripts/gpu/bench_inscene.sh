@@ -28,6 +28,23 @@ if [ ! -f "$XW" ] && [ -f .cache/x4p_a/part ] && [ -f .cache/x4p_b/part ]; then
   cat .cache/x4p_a/part .cache/x4p_b/part >"$XW"
   sha256sum -c .cache/x4p_b/x4p.sha || { rm -f "$XW"; echo "x4plus halves do not join to the packed file"; exit 1; }
 fi
+# upscayl-bin and the metric weights staged over warm calls by scripts/gpu/stage_upscayl.sh (its header
+# lists the calls): joined here as far as they have come.
+if [ -d .cache/ubx ]; then
+  E=.cache/esr_gpu_small
+  mkdir -p "$E/models"
+  [ -s "$E/upscayl-bin" ] || python3 -c 'import lzma,sys; open(sys.argv[2],"wb").write(lzma.open(sys.argv[1]).read())' .cache/ubx/upscayl-bin.xz "$E/upscayl-bin"
+  cp .cache/ubx/realesrgan-x4fast.* "$E/models/"
+  if [ ! -f "$E/models/realesrgan-x4plus.bin" ] && [ -f .cache/ub1/x4plus.bin.part ] && [ -f .cache/ub2/x4plus.bin.part ]; then
+    cat .cache/ub1/x4plus.bin.part .cache/ub2/x4plus.bin.part >"$E/models/realesrgan-x4plus.bin"
+    cp .cache/ub1/realesrgan-x4plus.param "$E/models/"
+    (cd "$E/models" && sha256sum -c ../../ub2/x4plus.bin.sha) || { rm -f "$E/models/realesrgan-x4plus.bin"; echo "x4plus.bin halves do not join"; exit 1; }
+  fi
+  ls "$E/models"
+fi
+if [ -d .cache/ubw ] && [ ! -f "$PACK/weights/lpips_squeeze.safetensors" ]; then
+  mkdir -p "$PACK/weights" && cp -r .cache/ubw/. "$PACK/weights/"
+fi
 export F2S_WEIGHTS_DIR="$PWD/$PACK/weights"  # Real-ESRGAN bases (general-x4v3 under our restorer, x4plus) from the pack
 UB_ARGS=()
 if [ -n "${E:-}" ]; then
@@ -37,6 +54,12 @@ if [ -n "${E:-}" ]; then
   if [ ! -f "$UB" ] && [ -f "$UB.gz" ]; then gunzip -c "$UB.gz" >/tmp/upscayl-bin; UB=/tmp/upscayl-bin; fi
   chmod +x "$UB"
   UB_ARGS=(--upscayl-bin "$UB" --upscayl-models "$E/models")
+fi
+# SMOKE=1: only check that upscayl-bin runs through the NVIDIA Vulkan driver (one LFW photo, x4fast).
+if [ -n "${SMOKE:-}" ]; then
+  "${UB_ARGS[1]}" -i "$PACK/lfw/Abdullah/gt.jpg" -o "$OUT/smoke_x4fast.png" -n realesrgan-x4fast -m "${UB_ARGS[3]}" -s 4 -f png 2>&1 | tail -3
+  ls -la "$OUT"
+  exit 0
 fi
 R=out/inscene_gpu
 mkdir -p "$R" docs/images
