@@ -5,6 +5,7 @@
 #include <cmath>
 #include <fstream>
 #include <random>
+#include <thread>
 
 #include "face2scene/faces.hpp"
 #include "face2scene/tensor.hpp"
@@ -266,6 +267,44 @@ TEST(FacesDetect, GroupPhotoCounts) {
       EXPECT_LT(f.points5[0].x, f.points5[1].x);
     }
   }
+}
+
+// restore's folder runs find the faces of the next photos on several threads with one detector
+// (dlib's HOG scanner keeps the loaded image inside it, so a shared scanner would mix the threads'
+// pyramids): every concurrent answer must equal the one-thread answer, box for box, point for point.
+TEST(FacesDetect, ConcurrentCallsAgreeWithOneThread) {
+  F2S_REQUIRE_DETECTOR();
+  const auto det = make_detector(24);
+  const Image group = read_image(std::string(F2S_SOURCE_DIR) + "/examples/solvay_group.jpg");
+  // Two different photos, so that a mixed-up scanner gives a visibly different answer.
+  auto t = image_to_tensor(group, torch::kCPU, torch::kFloat32);
+  const Image left = tensor_to_image(t.slice(2, 0, group.width / 2).contiguous(), 8);
+  const std::vector<const Image*> photos{&group, &left};
+  std::vector<std::vector<DetectedFace>> want;
+  for (const auto* p : photos) want.push_back(det.detect(*p));
+  ASSERT_GE(want[0].size(), 8u);
+  ASSERT_NE(want[0].size(), want[1].size());
+  constexpr int kThreads = 4, kRounds = 3;
+  std::vector<std::vector<std::vector<DetectedFace>>> got(kThreads);
+  std::vector<std::thread> threads;
+  for (int k = 0; k < kThreads; ++k)
+    threads.emplace_back([&, k]() {
+      for (int r = 0; r < kRounds; ++r) got[size_t(k)].push_back(det.detect(*photos[size_t((k + r) % 2)]));
+    });
+  for (auto& th : threads) th.join();
+  for (int k = 0; k < kThreads; ++k)
+    for (int r = 0; r < kRounds; ++r) {
+      const auto& w = want[size_t((k + r) % 2)];
+      const auto& g = got[size_t(k)][size_t(r)];
+      ASSERT_EQ(g.size(), w.size()) << "thread " << k << " round " << r;
+      for (size_t i = 0; i < w.size(); ++i) {
+        EXPECT_EQ(g[i].box.x0, w[i].box.x0);
+        EXPECT_EQ(g[i].box.y1, w[i].box.y1);
+        EXPECT_EQ(g[i].score, w[i].score);
+        ASSERT_EQ(g[i].landmarks68.size(), 68u);
+        for (size_t j = 0; j < 68; ++j) EXPECT_EQ(g[i].landmarks68[j].x, w[i].landmarks68[j].x);
+      }
+    }
 }
 
 TEST(FacesDetect, BadInputs) {

@@ -462,6 +462,23 @@ TEST(PipelineCli, BadInputsAreReportedAndTheRestIsDone) {
   EXPECT_NE(j["failures"][0]["input"].get<std::string>().find("e_truncated.jpg"), std::string::npos);
   EXPECT_NE(j["images"][0]["warnings"].dump().find("no usable face"), std::string::npos);
 
+  // Faces found ahead on two threads (as on a GPU): the same outputs, the same failure, detect timed.
+  const auto ahead = f2s_test::run_cli("-q restore " + in + " -o " + dir + "/ahead --scale 1 --models " + models_dir() +
+                                       " --detect-threads 2 --report " + dir + "/ahead.json");
+  EXPECT_EQ(ahead.exit_code, 1) << ahead.output;
+  EXPECT_NE(ahead.output.find("e_truncated.jpg: JPEG data is truncated"), std::string::npos) << ahead.output;
+  for (const char* name : {"a_noface.png", "b_one_pixel.png", "c_16bit_alpha.png", "d_grey.jpg"}) {
+    ASSERT_TRUE(file_exists(dir + "/ahead/" + name)) << name << "\n" << ahead.output;
+    EXPECT_EQ(read_image(dir + "/ahead/" + name).data, read_image(out + "/" + name).data) << name;
+  }
+  const auto ja = nlohmann::json::parse(read_file(dir + "/ahead.json"));
+  ASSERT_EQ(ja["images"].size(), 4u);
+  for (const auto& im : ja["images"])
+    if (im["input"].get<std::string>().find("d_grey") != std::string::npos) {
+      EXPECT_GE(im["faces_detected"].get<int>(), 1) << im.dump();
+      EXPECT_GT(im["timings_s"]["detect"].get<double>(), 1e-3) << im.dump();  // HOG time, not a copy of given faces
+    }
+
   // --skip-existing resumes: nothing is redone, the truncated file still fails.
   const auto again = f2s_test::run_cli("restore " + in + " -o " + out + " --scale 1 --skip-existing --models " +
                                        models_dir());

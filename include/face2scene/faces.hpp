@@ -79,7 +79,8 @@ class FaceDetector {
   FaceDetector& operator=(FaceDetector&&) noexcept;
 
   // Every face, sorted by decreasing box area. Grey, 16-bit and alpha images are accepted (alpha
-  // is ignored). An image without faces gives an empty list.
+  // is ignored). An image without faces gives an empty list. Thread-safe: several threads may
+  // detect with one FaceDetector at once (each borrows its own copy of the HOG scanner).
   std::vector<DetectedFace> detect(const Image& image) const;
   // Runs the 68-point predictor inside each face's box (fills landmarks68 and points5).
   void add_landmarks(const Image& image, std::vector<DetectedFace>& faces) const;

@@ -292,6 +292,10 @@ class Face2Scene {
   Face2SceneResult restore_aligned(const Image& face, const ReferenceSet& references, const Face2SceneOptions& options) const;
 
   const FaceDetector& detector() const;
+  // restore()'s detection stage alone (faces with landmarks, largest first; none in an image smaller
+  // than the smallest restorable face). Thread-safe, so a folder run can find the faces of the next
+  // photos on other threads while this one is restored, and pass them as Face2SceneOptions::faces.
+  std::vector<DetectedFace> find_faces(const Image& image) const;
   const FaceDescriptor* descriptor() const;  // null when the identity weights are absent
   const FaceGeometry& geometry() const { return geometry_; }
   const Face2SceneConfig& config() const { return config_; }

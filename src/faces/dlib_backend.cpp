@@ -3,6 +3,7 @@
 #include "dlib_backend.hpp"
 
 #include <cmath>
+#include <mutex>
 
 #ifdef F2S_HAVE_DLIB
 #include <dlib/image_processing.h>
@@ -28,7 +29,13 @@ dlib::array2d<unsigned char> to_dlib(const GreyView& g) {
 }  // namespace
 
 struct DlibModels {
-  dlib::frontal_face_detector hog = dlib::get_frontal_face_detector();
+  // The prototype is only ever copied: dlib's object_detector loads each image into its own scanner
+  // (operator() is not const), so two threads sharing one detector corrupt each other's pyramid.
+  // Each call borrows an idle copy (made on first need), so FaceDetector::detect is thread-safe and
+  // a folder run can detect the next photos on several threads. The shape predictor is const.
+  const dlib::frontal_face_detector hog = dlib::get_frontal_face_detector();
+  std::mutex mu;
+  std::vector<std::unique_ptr<dlib::frontal_face_detector>> idle;
   dlib::shape_predictor predictor;
   bool has_predictor = false;
 };
@@ -52,7 +59,20 @@ std::vector<RawDetection> dlib_hog_detect(DlibModels& models, const GreyView& gr
   auto img = to_dlib(grey);
   std::vector<dlib::rect_detection> dets;
   // adjust_threshold lowers/raises the SVM decision threshold; we filter again below.
-  models.hog(img, dets, static_cast<double>(threshold));
+  std::unique_ptr<dlib::frontal_face_detector> hog;
+  {
+    std::lock_guard<std::mutex> lock(models.mu);
+    if (!models.idle.empty()) {
+      hog = std::move(models.idle.back());
+      models.idle.pop_back();
+    }
+  }
+  if (!hog) hog = std::make_unique<dlib::frontal_face_detector>(models.hog);
+  (*hog)(img, dets, static_cast<double>(threshold));
+  {
+    std::lock_guard<std::mutex> lock(models.mu);
+    models.idle.push_back(std::move(hog));
+  }
   std::vector<RawDetection> out;
   for (const auto& d : dets) {
     if (d.detection_confidence < threshold) continue;

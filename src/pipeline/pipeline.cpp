@@ -282,6 +282,11 @@ Face2Scene::Face2Scene(const Face2SceneConfig& config) : config_(config), m_(std
 
 Face2Scene::~Face2Scene() = default;
 
+std::vector<DetectedFace> Face2Scene::find_faces(const Image& image) const {
+  if (image.width < geometry_.min_face || image.height < geometry_.min_face) return {};
+  return detector().detect(image);
+}
+
 const FaceDetector& Face2Scene::detector() const {
   if (!m_->detector) throw Error("no face detector in this build (dlib)");
   return *m_->detector;
@@ -362,7 +367,7 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
   auto t0 = Clock::now();
   std::vector<DetectedFace> detected;
   if (options.faces) detected = *options.faces;
-  else if (image.width >= geometry_.min_face && image.height >= geometry_.min_face) detected = detector().detect(image);
+  else detected = find_faces(image);
   res.timings.detect = since(t0);
   res.faces_detected = static_cast<int>(detected.size());
 

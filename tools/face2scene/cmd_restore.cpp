@@ -2,6 +2,7 @@
 // the oracle of the photo's degradation (FaDeX), the whole photo restored with that reading, the
 // faces pasted back. `face2scene restore-face`: Ref-FR alone, on aligned crops or on every face of
 // a photo. Both run through the library's Face2Scene API (face2scene/pipeline.hpp).
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -10,6 +11,7 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <c10/core/DeviceGuard.h>
@@ -32,7 +34,7 @@ struct RunArgs {
   std::string out, refs, report, models, identity_weights, fadex, device = "auto", dtype = "auto";
   std::string shard = "0/1", manifest, devices;  // scale-out: docs/scale-out.md
   std::vector<std::string> face_refs;
-  int scale = 4, tile = -1, max_faces = 64, min_face = 12;
+  int scale = 4, tile = -1, max_faces = 64, min_face = 12, detect_threads = -1;
   double realism = 0, blind_paste_min = 0, blind_face_consistency = 1, ref_face_consistency = 1;
   bool blind = false, largest_face = false, skip_existing = false, side_by_side = false, aligned = false,
        no_detail_transfer = false, no_paste = false;
@@ -159,7 +161,21 @@ ReferenceSet load_refs(const RunArgs& a, const Face2Scene& f2s, std::map<int, st
   return set;
 }
 
-using Processor = std::function<Face2SceneResult(const Image&)>;
+// An input made ready on a background thread: decoded and, with --detect-threads, its faces found
+// (restore()'s own detection stage, run ahead so that the device never waits for dlib's HOG).
+struct Prepared {
+  Image image;
+  std::optional<std::vector<DetectedFace>> faces;
+  double detect_seconds = 0;
+};
+using Preparer = std::function<Prepared(const std::string& path)>;
+using Processor = std::function<Face2SceneResult(const Prepared&)>;
+
+Prepared decode_only(const std::string& path) {
+  Prepared p;
+  p.image = read_image(path);
+  return p;
+}
 
 // The folder/file loop shared by both commands. One worker per processor (one per --devices entry,
 // each with its own Face2Scene): workers take the next input from a shared cursor, so inputs
@@ -168,8 +184,10 @@ using Processor = std::function<Face2SceneResult(const Image&)>;
 // temporary name and renames); an input that fails is reported by name and the run goes on; a
 // failure makes the exit code non-zero at the end, with a summary. --shard keeps this job's share
 // of the inputs; --manifest skips finished inputs and records each one once its outputs exist.
+// `prepare` runs on background threads, up to `lookahead` inputs ahead of each worker.
 void run_batch(const RunArgs& a, const std::string& label, const std::vector<Processor>& workers,
-               const std::vector<torch::Device>& devices, const std::vector<std::string>& ref_warnings) {
+               const std::vector<torch::Device>& devices, const std::vector<std::string>& ref_warnings,
+               const Preparer& prepare = decode_only, size_t lookahead = 1) {
   std::vector<Failure> failures;
   bool any_dir = false;
   std::vector<std::string> keys;
@@ -220,9 +238,10 @@ void run_batch(const RunArgs& a, const std::string& label, const std::vector<Pro
     std::lock_guard<std::mutex> lock(mu);
     failures.push_back({src, why});
   };
-  auto decode_async = [](const std::string& path) {
-    return std::async(std::launch::async, [path]() { return read_image(path); });
+  auto prepare_async = [&prepare](const std::string& path) {
+    return std::async(std::launch::async, [&prepare, path]() { return prepare(path); });
   };
+  lookahead = std::max<size_t>(1, lookahead);
   Progress progress(label, static_cast<int64_t>(todo.size()));
   std::atomic<size_t> cursor{0};
   auto worker = [&](const Processor& process, const torch::Device& device) {
@@ -239,22 +258,33 @@ void run_batch(const RunArgs& a, const std::string& label, const std::vector<Pro
         pending.pop_front();
       }
     };
-    size_t i = cursor++;
-    std::future<Image> next;
-    if (i < todo.size()) next = decode_async(todo[i].src);
-    while (i < todo.size()) {
+    // Inputs claimed by this worker, oldest first, each being prepared in the background.
+    std::deque<std::pair<size_t, std::future<Prepared>>> ahead;
+    auto claim = [&]() {
+      while (ahead.size() < lookahead) {
+        const size_t k = cursor++;
+        if (k >= todo.size()) break;
+        ahead.emplace_back(k, prepare_async(todo[k].src));
+      }
+    };
+    claim();
+    while (!ahead.empty()) {
+      const size_t i = ahead.front().first;
+      std::future<Prepared> mine = std::move(ahead.front().second);
+      ahead.pop_front();
       const Todo& t = todo[i];
-      const size_t j = cursor++;
       try {
-        Image img;
+        Prepared in;
         try {
-          img = next.get();
+          in = mine.get();
         } catch (...) {
-          if (j < todo.size()) next = decode_async(todo[j].src);
+          claim();
           throw;
         }
-        if (j < todo.size()) next = decode_async(todo[j].src);
-        const auto r = process(img);
+        claim();
+        const Image& img = in.image;
+        auto r = process(in);
+        if (in.faces) r.timings.detect = in.detect_seconds;  // found ahead, on another thread
         {
           std::lock_guard<std::mutex> lock(mu);
           std::printf("%s: %d face%s detected, %d restored; %s; %.1f s\n", t.src.c_str(), r.faces_detected,
@@ -291,7 +321,6 @@ void run_batch(const RunArgs& a, const std::string& label, const std::vector<Pro
         progress.advance();
         write_report();
       }
-      i = j;
     }
     drain(0);
   };
@@ -343,6 +372,20 @@ void add_common(CLI::App* sub, RunArgs& a) {
       ->check(CLI::IsMember({"auto", "fp32", "fp16", "bf16"}));
 }
 
+// --detect-threads: -1 = auto (on a GPU the scene restorer is fast and dlib's HOG, on the CPU, would
+// make the device wait: half the cores, at most 8, find the faces of the next photos; on the CPU the
+// cores are the restorer's, so detection stays in line).
+size_t detect_threads(const RunArgs& a, const std::vector<torch::Device>& devices) {
+  int n = a.detect_threads;
+  if (n < 0) {
+    const bool cuda = std::any_of(devices.begin(), devices.end(), [](const torch::Device& d) { return d.is_cuda(); });
+    n = cuda && face_detection_available() ? static_cast<int>(std::clamp(std::thread::hardware_concurrency() / 2, 1u, 8u)) : 0;
+  }
+  if (n > 0 && !face_detection_available())
+    throw ArgumentError("--detect-threads " + std::to_string(n) + ": this build has no face detector (dlib)");
+  return static_cast<size_t>(n);
+}
+
 Command setup_restore(CLI::App& app, GlobalOptions&) {
   auto* sub = app.add_subcommand("restore", "Restore whole photos of people the Face2Scene way (the main job)");
   auto a = std::make_shared<RunArgs>();
@@ -382,6 +425,11 @@ Command setup_restore(CLI::App& app, GlobalOptions&) {
                   "The same for faces restored from a person's reference photos (0 = Ref-FR's face as it is)")
       ->check(CLI::Range(0.0, 8.0))
       ->capture_default_str();
+  sub->add_option("--detect-threads", a->detect_threads,
+                  "Find the faces of the next N photos of a folder on N background threads while one is restored\n"
+                  "(-1 = auto: min(8, cores/2) with a GPU, 0 on the CPU; 0 = in line)")
+      ->check(CLI::Range(-1, 64))
+      ->capture_default_str();
   sub->add_flag("--no-face-paste", a->no_paste,
                 "Leave the restored faces out of the output (the scene restorer alone, still conditioned on\n"
                 "their code): for comparisons");
@@ -416,8 +464,28 @@ Command setup_restore(CLI::App& app, GlobalOptions&) {
             // References are decoded once and shared, read-only, by every worker.
             const ReferenceSet refs = load_refs(*a, *f2s[0], o.face_refs);
             std::vector<Processor> workers;
-            for (auto& f : f2s) workers.push_back([&f, &refs, &o](const Image& img) { return f->restore(img, refs, o); });
-            run_batch(*a, "restore", workers, devices, refs.warnings);
+            for (auto& f : f2s)
+              workers.push_back([&f, &refs, &o](const Prepared& in) {
+                if (!in.faces) return f->restore(in.image, refs, o);
+                Face2SceneOptions with = o;
+                with.faces = in.faces;
+                return f->restore(in.image, refs, with);
+              });
+            const size_t n = detect_threads(*a, devices);
+            if (n == 0) {
+              run_batch(*a, "restore", workers, devices, refs.warnings);
+              return;
+            }
+            const Face2Scene* finder = f2s[0].get();  // find_faces is thread-safe
+            const Preparer prepare = [finder](const std::string& path) {
+              Prepared p;
+              p.image = read_image(path);
+              const auto t0 = std::chrono::steady_clock::now();
+              p.faces = finder->find_faces(p.image);
+              p.detect_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+              return p;
+            };
+            run_batch(*a, "restore", workers, devices, refs.warnings, prepare, (n + workers.size() - 1) / workers.size());
           }};
 }
 
@@ -446,8 +514,8 @@ Command setup_restore_face(CLI::App& app, GlobalOptions&) {
             const ReferenceSet refs = load_refs(*a, *f2s[0], o.face_refs);
             std::vector<Processor> workers;
             for (auto& f : f2s)
-              workers.push_back([&f, &refs, &o, aligned = a->aligned](const Image& img) {
-                return aligned ? f->restore_aligned(img, refs, o) : f->restore(img, refs, o);
+              workers.push_back([&f, &refs, &o, aligned = a->aligned](const Prepared& in) {
+                return aligned ? f->restore_aligned(in.image, refs, o) : f->restore(in.image, refs, o);
               });
             run_batch(*a, "restore-face", workers, devices, refs.warnings);
           }};
