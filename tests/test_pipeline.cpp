@@ -357,6 +357,46 @@ TEST(Pipeline, SmallFacesOfAGroupAreFoundAndRestored) {
   EXPECT_LT(gap_on, 0.5 * gap_off) << "consistent " << gap_on << ", off " << gap_off;
 }
 
+// At ×1 a photo may be large in pixels and small in detail (resized back up after a downscale). The
+// consistency step must follow the detail FaDeX reads, not the pixel count: on the example's faces
+// blown up ×4 (native sides ≥ 128, so by pixels alone the step would never run), the pasted faces
+// stay close to the scene restorer's coarse structure, as with the step at ×4.
+TEST(Pipeline, AtScaleOneConsistencyFollowsTheDetailFaDeXReads) {
+  F2S_REQUIRE_PIPELINE();
+  Face2Scene f2s(config());
+  const Image small = crop(read_image(example()), 90, 70, 160, 110);
+  auto t = image_to_tensor(small, torch::kCPU, torch::kFloat32).unsqueeze(0);
+  t = F::interpolate(t, F::InterpolateFuncOptions().size(std::vector<int64_t>{440, 640}).mode(torch::kBicubic).align_corners(false));
+  const Image up = tensor_to_image(t[0].clamp(0, 1), 8);
+  Face2SceneOptions o;
+  o.scale = 1;
+  o.measure_identity = false;
+  const auto r = f2s.restore(up, {}, o);
+  ASSERT_TRUE(r.face_code);
+  ASSERT_GE(r.faces_restored, 1);
+  EXPECT_GT(r.degradation.scale, 2.0f) << r.degradation_words;  // reads the ×4 blow-up
+  for (const auto& f : r.faces)
+    if (f.status == "restored") EXPECT_GE(f.native_side, 128.0) << "the faces must be larger than Ref-FR's side";
+  o.paste_faces = false;
+  const auto scene = image_to_tensor(f2s.restore(up, {}, o).image, torch::kCPU);
+  o.paste_faces = true;
+  o.blind_face_consistency = 0;
+  const auto off = image_to_tensor(f2s.restore(up, {}, o).image, torch::kCPU);
+  const auto on = image_to_tensor(r.image, torch::kCPU);
+  double gap_on = 0, gap_off = 0;
+  for (const auto& f : r.faces) {
+    if (f.status != "restored") continue;
+    const int64_t x0 = std::lround(f.box.x0), y0 = std::lround(f.box.y0);
+    const int64_t s = std::lround(std::min(f.box.width(), f.box.height())) / 3 * 3;
+    auto gap = [&](const torch::Tensor& y) {
+      const auto d = (y - scene).slice(1, y0, y0 + s).slice(2, x0, x0 + s).unsqueeze(0);
+      return F::avg_pool2d(d, F::AvgPool2dFuncOptions(s / 3)).abs().mean().item<double>();
+    };
+    gap_on += gap(on), gap_off += gap(off);
+  }
+  EXPECT_LT(gap_on, 0.5 * gap_off) << "consistent " << gap_on << ", off " << gap_off;
+}
+
 // Attention over many queries (the scene restorer's statistics pass over a 1 MP copy of the photo)
 // is computed a block of queries at a time, to bound memory: the blocks give the full result.
 TEST(PipelineMemory, BlockwiseAttentionEqualsTheWholeMatrix) {

@@ -180,9 +180,10 @@ struct Work {
 };
 
 // Face2SceneOptions::blind_face_consistency / ref_face_consistency as a side in pixels: K × the
-// face's square side in the input photo (the detail the input holds of it).
-int64_t consistency_side(const Work& w, const Face2SceneOptions& o) {
-  return std::llround((w.person < 0 ? o.blind_face_consistency : o.ref_face_consistency) * w.native);
+// detail the input holds of the face: its square side in the input photo, divided by `resampled`,
+// the factor by which the photo was already made smaller and resized back (see restore()).
+int64_t consistency_side(const Work& w, const Face2SceneOptions& o, double resampled) {
+  return std::llround((w.person < 0 ? o.blind_face_consistency : o.ref_face_consistency) * w.native / resampled);
 }
 
 // The face [3,N,N] with the scene restorer's structure up to a k² copy: face + low(scene) − low(face),
@@ -640,6 +641,13 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
   t0 = Clock::now();
   if (options.paste_faces && !work.empty()) {
     const double ps = FaceGeometry::paste_scale(out_scale);
+    // At ×1 the photo is as large as the output but may hold far less: FaDeX reads how much it was
+    // downscaled before being resized back (a ×1 photo "degraded at ¼ size" reads ×4). Its faces then
+    // hold detail only up to native / that factor, and the consistency step must use that: with the
+    // pixel side (300 px for a CelebA face) it never ran, and Ref-FR's invented eyes and mouth were
+    // pasted as they were (InScene CelebA ×1: identity 0.59 against x4plus's 0.41). At ×4 and ×2 the
+    // photo is the small one and its pixels are the detail. Blind runs read no code: factor 1.
+    const double resampled = rscale == 1 && res.face_code ? std::max(1.0, double(res.degradation.scale)) : 1.0;
     // Every face is built from the scene restorer's output before any is pasted (faces may
     // overlap, and detail must not come from a face pasted before). Building them all first
     // instead of keeping a copy of the whole output bounds memory by the faces' squares: at ×4 of
@@ -661,14 +669,14 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
         const auto sc = align_face_region(y, on_scaled_image(tn, ps), N);
         const auto low = resize(resize(sc, S, S), N, N);
         auto face = (resize(w.restored, N, N) + (sc - low)).clamp(0, 1);
-        face = keep_input_structure(face, sc, consistency_side(w, options), std::min(S, N));
+        face = keep_input_structure(face, sc, consistency_side(w, options, resampled), std::min(S, N));
         if (options.match_paste_tone) face = seamless_paste_face(face, sc).clamp(0, 1);
         built.emplace_back(face, tn);
         fr.paste_side = N;
         fr.detail_transfer = true;
       } else {
         auto face = w.restored;
-        const int64_t k = consistency_side(w, options);
+        const int64_t k = consistency_side(w, options, resampled);
         if (options.scene && (options.match_paste_tone || (k >= 4 && k < S))) {
           const auto sc = align_face_region(y, on_scaled_image(w.t, ps), S);
           face = keep_input_structure(face, sc, k, S);

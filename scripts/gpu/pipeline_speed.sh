@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Issue #19's GPU speed on the device machine: `face2scene restore` over a folder of 100 people photos,
+# 512² → 2048², faces included (dlib's HOG + 68 landmarks on --detect-threads background threads,
+# Ref-FR, FaDeX, the scene restorer, the paste, I/O), with per-stage timings from the JSON report.
+# What it needs comes in pieces (scripts/gpu/stage_pipeline_speed.sh, run here first, lists the four
+# warm calls and their carry). Each call does what its pieces allow and names what is still missing:
+# dlib is built from .cache/dlib_src once (static, no BLAS/LAPACK/GUI/codecs: HOG and the shape
+# predictor need none), face2scene with it; the model is joined once all four parts have come.
+# Images/s = (100 − 1) / (time for 100 − time for 1): model loading and the first image's CUDA warm-up
+# are left out. Env: OUT (required), N (photos, default 100), ARGS (extra restore flags).
+set -uo pipefail
+: "${OUT:?OUT must name the output folder}"
+cd "$(dirname "$0")/../.."
+DP=$PWD/.cache/dlib_prefix
+if [ ! -f "$DP/lib/cmake/dlib/dlibConfig.cmake" ]; then
+  [ -s .cache/dlib_src/dlib_src.tar.xz ] || { echo "missing .cache/dlib_src (carry it)"; exit 1; }
+  rm -rf /tmp/dlib_src /tmp/dlib_build && mkdir -p /tmp/dlib_src
+  python3 -c 'import lzma,tarfile,sys; tarfile.open(fileobj=lzma.open(sys.argv[1])).extractall(sys.argv[2])' \
+    .cache/dlib_src/dlib_src.tar.xz /tmp/dlib_src
+  src=$(ls -d /tmp/dlib_src/dlib-*/dlib)
+  t0=$(date +%s)
+  cmake -G Ninja -S "$src" -B /tmp/dlib_build -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$DP" \
+    -DBUILD_SHARED_LIBS=OFF -DCMAKE_POSITION_INDEPENDENT_CODE=ON -DDLIB_NO_GUI_SUPPORT=ON -DDLIB_USE_BLAS=OFF \
+    -DDLIB_USE_LAPACK=OFF -DDLIB_USE_CUDA=OFF -DDLIB_PNG_SUPPORT=OFF -DDLIB_JPEG_SUPPORT=OFF -DDLIB_GIF_SUPPORT=OFF \
+    -DDLIB_WEBP_SUPPORT=OFF -DDLIB_JXL_SUPPORT=OFF -DDLIB_LINK_WITH_SQLITE3=OFF -DDLIB_USE_FFTW=OFF \
+    -DDLIB_USE_MKL_FFT=OFF >/tmp/dlib_configure.log 2>&1 || { tail -20 /tmp/dlib_configure.log; exit 1; }
+  cmake --build /tmp/dlib_build -j"$(nproc)" 2>&1 | tail -2 && cmake --install /tmp/dlib_build >/dev/null
+  echo "dlib built in $(( $(date +%s) - t0 )) s"
+fi
+F2S_DLIB_PREFIX="$DP" TARGETS="face2scene" bash scripts/gpu-build.sh build-gpu 2>&1 | tail -4
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+M=.cache/lm68/shape_predictor_68_face_landmarks.dat
+if [ ! -f "$M" ]; then
+  missing=""
+  for p in a b c d; do [ -s .cache/lm68_$p/part ] || missing="$missing .cache/lm68_$p"; done
+  [ -z "$missing" ] || { echo "still to carry:$missing"; exit 0; }
+  mkdir -p .cache/lm68
+  cat .cache/lm68_a/part .cache/lm68_b/part .cache/lm68_c/part .cache/lm68_d/part |
+    python3 -c 'import lzma,sys; sys.stdout.buffer.write(lzma.decompress(sys.stdin.buffer.read()))' >"$M"
+  (cd .cache/lm68 && sha256sum -c ../lm68_d/sha256) || { rm -f "$M"; echo "landmark model parts do not join"; exit 1; }
+fi
+export F2S_FACE_MODELS=$PWD/.cache/lm68
+N=${N:-100}
+P=.cache/tp_photos
+[ "$(ls $P/*.jpg 2>/dev/null | wc -l)" -ge "$N" ] || { echo "still to carry: $P"; exit 0; }
+rm -rf /tmp/tp_in1 /tmp/tp_inN /tmp/tp_o1 /tmp/tp_oN && mkdir -p /tmp/tp_in1 /tmp/tp_inN
+ls $P/*.jpg | head -1 | xargs -I{} cp {} /tmp/tp_in1/
+ls $P/*.jpg | head -"$N" | xargs -I{} cp {} /tmp/tp_inN/
+F=build-gpu/bin/face2scene
+run() {  # $1 = input folder, $2 = output folder; prints seconds
+  local t0 t1
+  t0=$(date +%s.%N)
+  # shellcheck disable=SC2086
+  "$F" -q restore "$1" -o "$2" --device cuda --report "$2.json" ${ARGS:-} >"$2.log" 2>&1 || { tail -5 "$2.log" >&2; }
+  t1=$(date +%s.%N)
+  python3 -c "print(f'{$t1 - $t0:.2f}')"
+}
+"$F" -q restore /tmp/tp_in1 -o /tmp/tp_warm --device cuda ${ARGS:-} >/dev/null 2>&1  # caches, kernels' first load
+t1=$(run /tmp/tp_in1 /tmp/tp_o1)
+tn=$(run /tmp/tp_inN /tmp/tp_oN)
+python3 - "$t1" "$tn" "$N" /tmp/tp_oN.json <<'PY' | tee "$OUT/pipeline_speed.txt"
+import json, sys, statistics as st
+t1, tn, n = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+rep = json.load(open(sys.argv[4]))
+ims = rep["images"]
+print(f"run of 1 photo: {t1:.2f} s; run of {n}: {tn:.2f} s; images/s (n-1)/(T{n}-T1) = {(n - 1) / (tn - t1):.2f}")
+print(f"images done: {len(ims)}, failures: {len(rep['failures'])}, faces detected: {sum(i['faces_detected'] for i in ims)}, restored: {sum(i['faces_restored'] for i in ims)}")
+keys = list(ims[0]["timings_s"].keys())
+for k in keys:
+    v = [i["timings_s"][k] for i in ims[1:]]
+    print(f"  {k:10s} mean {st.mean(v) * 1000:8.1f} ms  median {st.median(v) * 1000:8.1f} ms")
+PY
+cp /tmp/tp_oN.json "$OUT/pipeline_speed_report.json"
+ls /tmp/tp_oN | head -3
