@@ -26,7 +26,8 @@ std::vector<std::string> present_conds(const std::vector<Row>& rows, const std::
 
 // A crop grid of one set and condition: rows = cases (at most 4), columns = the degraded input
 // (nearest-upscaled to the output's scale), every method, the ground truth. The crop is a square
-// around the largest face (2.5 face sides, shifted down to take in the shoulders); 160² tiles.
+// around the largest face (2.5 face sides, at least 128 px, shifted down to take in the shoulders);
+// 160² tiles.
 std::string make_grid(const RunConfig& rc, const std::vector<Row>& rows, const std::string& set, const std::string& cond,
                       const std::vector<std::string>& only, const std::string& path, std::vector<std::string>* used) {
   std::vector<std::string> names, meths;
@@ -49,7 +50,9 @@ std::string make_grid(const RunConfig& rc, const std::vector<Row>& rows, const s
     std::vector<torch::Tensor> tiles;
     auto crop = [&](torch::Tensor img, bool nearest) {
       const int64_t H = img.size(1), W = img.size(2);
-      const double side = std::min<double>({2.5 * std::max(x1 - x0, y1 - y0), double(H), double(W)});
+      // At least 128 output pixels: around a face of a few input pixels (people_hq's far figures) a
+      // 2.5-face crop shows only blobs; 128 px shows the person and what each method made of them.
+      const double side = std::min<double>({std::max(128.0, 2.5 * std::max(x1 - x0, y1 - y0)), double(H), double(W)});
       const double cx = (x0 + x1) / 2, cy = (y0 + y1) / 2 + 0.3 * (y1 - y0);
       const int64_t s = std::max<int64_t>(8, std::llround(side));
       const int64_t a = std::clamp<int64_t>(std::llround(cx - side / 2), 0, W - s), b = std::clamp<int64_t>(std::llround(cy - side / 2), 0, H - s);

@@ -32,12 +32,12 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 M=.cache/lm68/shape_predictor_68_face_landmarks.dat
 if [ ! -f "$M" ]; then
   missing=""
-  for p in a b c d; do [ -s .cache/lm68_$p/part ] || missing="$missing .cache/lm68_$p"; done
+  for p in a b c d e; do [ -s .cache/lm68_$p/part ] || missing="$missing .cache/lm68_$p"; done
   [ -z "$missing" ] || { echo "still to carry:$missing"; exit 0; }
   mkdir -p .cache/lm68
-  cat .cache/lm68_a/part .cache/lm68_b/part .cache/lm68_c/part .cache/lm68_d/part |
+  cat .cache/lm68_{a,b,c,d,e}/part |
     python3 -c 'import lzma,sys; sys.stdout.buffer.write(lzma.decompress(sys.stdin.buffer.read()))' >"$M"
-  (cd .cache/lm68 && sha256sum -c ../lm68_d/sha256) || { rm -f "$M"; echo "landmark model parts do not join"; exit 1; }
+  (cd .cache/lm68 && sha256sum -c ../lm68_e/sha256) || { rm -f "$M"; echo "landmark model parts do not join"; exit 1; }
 fi
 export F2S_FACE_MODELS=$PWD/.cache/lm68
 N=${N:-100}

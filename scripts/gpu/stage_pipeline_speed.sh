@@ -6,14 +6,14 @@
 # stay on the GPU machine between warm calls):
 #   .cache/dlib_src/dlib_src.tar.xz   dlib 19.24's library sources (Debian's source package, dfsg;
 #                                     Boost Software License), built there without BLAS/GUI/codecs
-#   .cache/lm68_a … lm68_d/part       shape_predictor_68_face_landmarks.dat (libdlib-data), xz -9,
-#                                     split in four, with its SHA-256 in lm68_d
+#   .cache/lm68_a … lm68_e/part       shape_predictor_68_face_landmarks.dat (libdlib-data), xz -9
+#                                     (63 MB), split in five, with its SHA-256 in lm68_e
 #   .cache/tp_photos/*.jpg            100 photos of people (people_hq, the CelebA test identities'
 #                                     scenes, the group photos), centre-cropped to 512², degraded
 #                                     (moderate, same size), JPEG q95; never committed
 # Calls (scripts/gpu/pipeline_speed.sh names what it still lacks):
 #   1: .deps .cache/dlib_src .cache/lm68_a      (builds dlib and face2scene with it)
-#   2: .cache/lm68_b   3: .cache/lm68_c   4: .cache/lm68_d .cache/tp_photos   (then it measures)
+#   2: .cache/lm68_b .cache/tp_photos   3: .cache/lm68_c   4: .cache/lm68_d   5: .cache/lm68_e (then it measures)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DATA="${F2S_DATA:-../shared/data}"
@@ -37,21 +37,22 @@ if [ ! -s .cache/dlib_src/dlib_src.tar.xz ]; then
   rm -rf "$t"
 fi
 
-if [ ! -s .cache/lm68_d/part ]; then
-  rm -rf .cache/lm68_a .cache/lm68_b .cache/lm68_c .cache/lm68_d /tmp/lm68_part_*
+if [ ! -s .cache/lm68_e/part ]; then
+  rm -rf .cache/lm68_? /tmp/lm68_part_*
   xz -9 -T0 -c "$LM" >/tmp/lm68.dat.xz
-  split -n 4 -d /tmp/lm68.dat.xz /tmp/lm68_part_ && rm /tmp/lm68.dat.xz
-  for i in 0 1 2 3; do
+  split -n 5 -d /tmp/lm68.dat.xz /tmp/lm68_part_ && rm /tmp/lm68.dat.xz
+  for i in 0 1 2 3 4; do
     d=.cache/lm68_$(printf "\\x$(printf %x $((97 + i)))")
     mkdir -p "$d" && mv /tmp/lm68_part_0$i "$d/part"
   done
-  (cd /usr/share/dlib && sha256sum shape_predictor_68_face_landmarks.dat) >.cache/lm68_d/sha256
+  (cd /usr/share/dlib && sha256sum shape_predictor_68_face_landmarks.dat) >.cache/lm68_e/sha256
 fi
 
 if [ "$(ls .cache/tp_photos/*.jpg 2>/dev/null | wc -l)" -lt 100 ]; then
   t=$(mktemp -d)
   mkdir -p "$t/clean" "$t/lq" .cache/tp_photos
-  ls "$DATA"/scenes/people_hq/*.{png,jpg} "$DATA"/faces/celeba_id/test/*/scenes/*.jpg "$DATA"/scenes/group/*.jpg 2>/dev/null |
+  ls "$DATA"/scenes/people_hq/*.{png,jpg} "$DATA"/faces/celeba_id/test/*/scenes/*.jpg "$DATA"/scenes/group/*.jpg \
+    "$DATA"/scenes/solvay1927.jpg "$DATA"/scenes/real_degraded/*.png 2>/dev/null |
     head -100 >"$t/list"
   /usr/bin/python3 - "$t/list" "$t/clean" <<'PY'
 import sys, os
@@ -72,3 +73,4 @@ for p in sorted(glob.glob('$t/lq/*.png')):
   rm -rf "$t"
 fi
 du -sh .cache/dlib_src .cache/lm68_? .cache/tp_photos
+ls .cache/tp_photos/*.jpg | wc -l
