@@ -334,8 +334,11 @@ TEST(Pipeline, SmallFacesOfAGroupAreFoundAndRestored) {
 
   // --blind-face-consistency (default 1): a blind face keeps the scene restorer's structure up to
   // the input's own detail, so over each pasted face the coarse difference to the scene restorer's
-  // output (means over a third of the box) is much smaller than with the option off.
+  // output (means over a third of the box) is much smaller than with the option off. At ×4, the
+  // restore these 12–19 px faces are made for (at ×1 the models see a quarter of the pixels).
   o.blind_paste_min = 0;
+  o.scale = 4;
+  const auto on = image_to_tensor(f2s.restore(small, {}, o).image, torch::kCPU);
   o.paste_faces = false;
   const auto scene = image_to_tensor(f2s.restore(small, {}, o).image, torch::kCPU);
   o.paste_faces = true;
@@ -346,22 +349,23 @@ TEST(Pipeline, SmallFacesOfAGroupAreFoundAndRestored) {
     int n = 0;
     for (const auto& f : r.faces) {
       if (f.status != "restored") continue;
-      const int64_t x0 = std::lround(f.box.x0), y0 = std::lround(f.box.y0);
-      const int64_t s = std::max<int64_t>(6, std::lround(std::min(f.box.width(), f.box.height())) / 3 * 3);
+      const int64_t x0 = std::lround(4 * f.box.x0), y0 = std::lround(4 * f.box.y0);
+      const int64_t s = std::max<int64_t>(6, std::lround(4 * std::min(f.box.width(), f.box.height())) / 3 * 3);
       const auto d = (y - scene).slice(1, y0, y0 + s).slice(2, x0, x0 + s).unsqueeze(0);
       sum += F::avg_pool2d(d, F::AvgPool2dFuncOptions(s / 3)).abs().mean().item<double>(), ++n;
     }
     return sum / std::max(n, 1);
   };
-  const double gap_on = coarse_gap(a), gap_off = coarse_gap(off);
+  const double gap_on = coarse_gap(on), gap_off = coarse_gap(off);
   EXPECT_LT(gap_on, 0.5 * gap_off) << "consistent " << gap_on << ", off " << gap_off;
 }
 
-// At ×1 a photo may be large in pixels and small in detail (resized back up after a downscale). The
-// consistency step must follow the detail FaDeX reads, not the pixel count: on the example's faces
-// blown up ×4 (native sides ≥ 128, so by pixels alone the step would never run), the pasted faces
-// stay close to the scene restorer's coarse structure, as with the step at ×4.
-TEST(Pipeline, AtScaleOneConsistencyFollowsTheDetailFaDeXReads) {
+// At ×1 the photo is large in pixels and, as the models were trained (FaceGeometry::
+// input_detail_divisor), holds detail at a quarter of them. The consistency step must follow that
+// detail, not the pixel count: on the example's faces blown up ×4 (native sides ≥ 128, so by pixels
+// alone the step would never run), the pasted faces stay close to the scene restorer's coarse
+// structure, as with the step at ×4, with a code and in blind mode alike.
+TEST(Pipeline, AtScaleOneConsistencyFollowsTheDetailTheModelsSee) {
   F2S_REQUIRE_PIPELINE();
   Face2Scene f2s(config());
   const Image small = crop(read_image(example()), 90, 70, 160, 110);
@@ -374,7 +378,8 @@ TEST(Pipeline, AtScaleOneConsistencyFollowsTheDetailFaDeXReads) {
   const auto r = f2s.restore(up, {}, o);
   ASSERT_TRUE(r.face_code);
   ASSERT_GE(r.faces_restored, 1);
-  EXPECT_GT(r.degradation.scale, 2.0f) << r.degradation_words;  // reads the ×4 blow-up
+  EXPECT_EQ(FaceGeometry::input_detail_divisor(1), 4.0);
+  EXPECT_EQ(FaceGeometry::input_detail_divisor(4), 1.0);
   for (const auto& f : r.faces)
     if (f.status == "restored") EXPECT_GE(f.native_side, 128.0) << "the faces must be larger than Ref-FR's side";
   o.paste_faces = false;
@@ -395,6 +400,27 @@ TEST(Pipeline, AtScaleOneConsistencyFollowsTheDetailFaDeXReads) {
     gap_on += gap(on), gap_off += gap(off);
   }
   EXPECT_LT(gap_on, 0.5 * gap_off) << "consistent " << gap_on << ", off " << gap_off;
+  // Blind mode reads no code; the step still follows the detail.
+  o.blind = true;
+  o.blind_face_consistency = 1;
+  const auto blind_on = image_to_tensor(f2s.restore(up, {}, o).image, torch::kCPU);
+  o.paste_faces = false;
+  const auto blind_scene = image_to_tensor(f2s.restore(up, {}, o).image, torch::kCPU);
+  o.paste_faces = true;
+  o.blind_face_consistency = 0;
+  const auto blind_off = image_to_tensor(f2s.restore(up, {}, o).image, torch::kCPU);
+  double b_on = 0, b_off = 0;
+  for (const auto& f : r.faces) {
+    if (f.status != "restored") continue;
+    const int64_t x0 = std::lround(f.box.x0), y0 = std::lround(f.box.y0);
+    const int64_t s = std::lround(std::min(f.box.width(), f.box.height())) / 3 * 3;
+    auto gap = [&](const torch::Tensor& y) {
+      const auto d = (y - blind_scene).slice(1, y0, y0 + s).slice(2, x0, x0 + s).unsqueeze(0);
+      return F::avg_pool2d(d, F::AvgPool2dFuncOptions(s / 3)).abs().mean().item<double>();
+    };
+    b_on += gap(blind_on), b_off += gap(blind_off);
+  }
+  EXPECT_LT(b_on, 0.5 * b_off) << "blind: consistent " << b_on << ", off " << b_off;
 }
 
 // Attention over many queries (the scene restorer's statistics pass over a 1 MP copy of the photo)

@@ -65,6 +65,12 @@ struct FaceGeometry {
 
   // The scene restorer's own scale for an output scale: 4 → 4, 2 → 4 (then area-downscaled), 1 → 1.
   static int restorer_scale(int output_scale);
+  // By how much the photo's pixels overstate the detail its faces hold, as the models were trained:
+  // every ×1 training photo was degraded at ¼ size and resized back (the ×1 stem pixel-unshuffles by
+  // 4, and FaDeX reads "×4 downscale" on any ×1 photo), so at ×1 a face holds detail up to a quarter
+  // of its side; at ×4 and ×2 the photo is the small one and its pixels are the detail (1). The
+  // consistency step (Face2SceneOptions::blind_face_consistency) divides the face's side by it.
+  static double input_detail_divisor(int output_scale) { return restorer_scale(output_scale) == 1 ? 4.0 : 1.0; }
   // Faces are cut from the degraded photo (scale 1) and pasted into the output, which is the photo
   // scaled by `output_scale` (paste_face's image_scale).
   static double paste_scale(int output_scale) { return output_scale; }

@@ -180,8 +180,8 @@ struct Work {
 };
 
 // Face2SceneOptions::blind_face_consistency / ref_face_consistency as a side in pixels: K × the
-// detail the input holds of the face: its square side in the input photo, divided by `resampled`,
-// the factor by which the photo was already made smaller and resized back (see restore()).
+// detail the input holds of the face: its square side in the input photo, divided by `resampled`
+// (FaceGeometry::input_detail_divisor: 4 at ×1, else 1).
 int64_t consistency_side(const Work& w, const Face2SceneOptions& o, double resampled) {
   return std::llround((w.person < 0 ? o.blind_face_consistency : o.ref_face_consistency) * w.native / resampled);
 }
@@ -641,13 +641,11 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
   t0 = Clock::now();
   if (options.paste_faces && !work.empty()) {
     const double ps = FaceGeometry::paste_scale(out_scale);
-    // At ×1 the photo is as large as the output but may hold far less: FaDeX reads how much it was
-    // downscaled before being resized back (a ×1 photo "degraded at ¼ size" reads ×4). Its faces then
-    // hold detail only up to native / that factor, and the consistency step must use that: with the
-    // pixel side (300 px for a CelebA face) it never ran, and Ref-FR's invented eyes and mouth were
-    // pasted as they were (InScene CelebA ×1: identity 0.59 against x4plus's 0.41). At ×4 and ×2 the
-    // photo is the small one and its pixels are the detail. Blind runs read no code: factor 1.
-    const double resampled = rscale == 1 && res.face_code ? std::max(1.0, double(res.degradation.scale)) : 1.0;
+    // At ×1 the photo is as large as the output but holds detail only at ¼ of its pixels, as the
+    // models see it (FaceGeometry::input_detail_divisor). With the pixel side (300 px for a CelebA
+    // face) the consistency step never ran at ×1, and Ref-FR's invented eyes and mouth were pasted
+    // as they were (InScene CelebA ×1: identity 0.59 against x4plus's 0.41).
+    const double resampled = FaceGeometry::input_detail_divisor(options.scale);
     // Every face is built from the scene restorer's output before any is pasted (faces may
     // overlap, and detail must not come from a face pasted before). Building them all first
     // instead of keeping a copy of the whole output bounds memory by the faces' squares: at ×4 of
