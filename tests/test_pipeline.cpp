@@ -60,6 +60,22 @@ Image resized(const Image& img, int w, int h) {
 
 std::string london(const std::string& name) { return f2s_test::data_path("faces/hq/london/" + name); }
 
+// Over each restored face (its box in the input, times `scale` in the output), the mean absolute
+// coarse difference (means over a third of the box) between an output and the scene restorer's
+// output: how far the pasted faces stray from the scene restorer's structure.
+double coarse_gap(const torch::Tensor& y, const torch::Tensor& scene, const std::vector<FaceResult>& faces, double scale) {
+  double sum = 0;
+  int n = 0;
+  for (const auto& f : faces) {
+    if (f.status != "restored") continue;
+    const int64_t x0 = std::lround(scale * f.box.x0), y0 = std::lround(scale * f.box.y0);
+    const int64_t s = std::max<int64_t>(6, std::lround(scale * std::min(f.box.width(), f.box.height())) / 3 * 3);
+    const auto d = (y - scene).slice(1, y0, y0 + s).slice(2, x0, x0 + s).unsqueeze(0);
+    sum += F::avg_pool2d(d, F::AvgPool2dFuncOptions(s / 3)).abs().mean().item<double>(), ++n;
+  }
+  return sum / std::max(n, 1);
+}
+
 // No temporary files (write_atomically's "<path>.tmp-<pid>") anywhere in `dir`.
 void expect_nothing_half_written(const std::string& dir) {
   for (const auto& e : fs::directory_iterator(dir))
@@ -344,19 +360,7 @@ TEST(Pipeline, SmallFacesOfAGroupAreFoundAndRestored) {
   o.paste_faces = true;
   o.blind_face_consistency = 0;
   const auto off = image_to_tensor(f2s.restore(small, {}, o).image, torch::kCPU);
-  auto coarse_gap = [&](const torch::Tensor& y) {
-    double sum = 0;
-    int n = 0;
-    for (const auto& f : r.faces) {
-      if (f.status != "restored") continue;
-      const int64_t x0 = std::lround(4 * f.box.x0), y0 = std::lround(4 * f.box.y0);
-      const int64_t s = std::max<int64_t>(6, std::lround(4 * std::min(f.box.width(), f.box.height())) / 3 * 3);
-      const auto d = (y - scene).slice(1, y0, y0 + s).slice(2, x0, x0 + s).unsqueeze(0);
-      sum += F::avg_pool2d(d, F::AvgPool2dFuncOptions(s / 3)).abs().mean().item<double>(), ++n;
-    }
-    return sum / std::max(n, 1);
-  };
-  const double gap_on = coarse_gap(on), gap_off = coarse_gap(off);
+  const double gap_on = coarse_gap(on, scene, r.faces, 4), gap_off = coarse_gap(off, scene, r.faces, 4);
   EXPECT_LT(gap_on, 0.5 * gap_off) << "consistent " << gap_on << ", off " << gap_off;
 }
 
@@ -388,17 +392,7 @@ TEST(Pipeline, AtScaleOneConsistencyFollowsTheDetailTheModelsSee) {
   o.blind_face_consistency = 0;
   const auto off = image_to_tensor(f2s.restore(up, {}, o).image, torch::kCPU);
   const auto on = image_to_tensor(r.image, torch::kCPU);
-  double gap_on = 0, gap_off = 0;
-  for (const auto& f : r.faces) {
-    if (f.status != "restored") continue;
-    const int64_t x0 = std::lround(f.box.x0), y0 = std::lround(f.box.y0);
-    const int64_t s = std::lround(std::min(f.box.width(), f.box.height())) / 3 * 3;
-    auto gap = [&](const torch::Tensor& y) {
-      const auto d = (y - scene).slice(1, y0, y0 + s).slice(2, x0, x0 + s).unsqueeze(0);
-      return F::avg_pool2d(d, F::AvgPool2dFuncOptions(s / 3)).abs().mean().item<double>();
-    };
-    gap_on += gap(on), gap_off += gap(off);
-  }
+  const double gap_on = coarse_gap(on, scene, r.faces, 1), gap_off = coarse_gap(off, scene, r.faces, 1);
   EXPECT_LT(gap_on, 0.5 * gap_off) << "consistent " << gap_on << ", off " << gap_off;
   // Blind mode reads no code; the step still follows the detail.
   o.blind = true;
@@ -409,17 +403,7 @@ TEST(Pipeline, AtScaleOneConsistencyFollowsTheDetailTheModelsSee) {
   o.paste_faces = true;
   o.blind_face_consistency = 0;
   const auto blind_off = image_to_tensor(f2s.restore(up, {}, o).image, torch::kCPU);
-  double b_on = 0, b_off = 0;
-  for (const auto& f : r.faces) {
-    if (f.status != "restored") continue;
-    const int64_t x0 = std::lround(f.box.x0), y0 = std::lround(f.box.y0);
-    const int64_t s = std::lround(std::min(f.box.width(), f.box.height())) / 3 * 3;
-    auto gap = [&](const torch::Tensor& y) {
-      const auto d = (y - blind_scene).slice(1, y0, y0 + s).slice(2, x0, x0 + s).unsqueeze(0);
-      return F::avg_pool2d(d, F::AvgPool2dFuncOptions(s / 3)).abs().mean().item<double>();
-    };
-    b_on += gap(blind_on), b_off += gap(blind_off);
-  }
+  const double b_on = coarse_gap(blind_on, blind_scene, r.faces, 1), b_off = coarse_gap(blind_off, blind_scene, r.faces, 1);
   EXPECT_LT(b_on, 0.5 * b_off) << "blind: consistent " << b_on << ", off " << b_off;
 }
 
