@@ -76,6 +76,20 @@ double coarse_gap(const torch::Tensor& y, const torch::Tensor& scene, const std:
   return sum / std::max(n, 1);
 }
 
+// `img` restored with `o`, without the pasted faces, and with the blind-face consistency step off:
+// the coarse gaps of the first and the last to the second, {on, off}, over `faces`.
+std::pair<double, double> consistency_gaps(const Face2Scene& f2s, const Image& img, Face2SceneOptions o,
+                                           const std::vector<FaceResult>& faces) {
+  const auto run = [&]() { return image_to_tensor(f2s.restore(img, {}, o).image, torch::kCPU); };
+  const auto on = run();
+  o.paste_faces = false;
+  const auto scene = run();
+  o.paste_faces = true;
+  o.blind_face_consistency = 0;
+  const auto off = run();
+  return {coarse_gap(on, scene, faces, o.scale), coarse_gap(off, scene, faces, o.scale)};
+}
+
 // No temporary files (write_atomically's "<path>.tmp-<pid>") anywhere in `dir`.
 void expect_nothing_half_written(const std::string& dir) {
   for (const auto& e : fs::directory_iterator(dir))
@@ -354,13 +368,7 @@ TEST(Pipeline, SmallFacesOfAGroupAreFoundAndRestored) {
   // restore these 12–19 px faces are made for (at ×1 the models see a quarter of the pixels).
   o.blind_paste_min = 0;
   o.scale = 4;
-  const auto on = image_to_tensor(f2s.restore(small, {}, o).image, torch::kCPU);
-  o.paste_faces = false;
-  const auto scene = image_to_tensor(f2s.restore(small, {}, o).image, torch::kCPU);
-  o.paste_faces = true;
-  o.blind_face_consistency = 0;
-  const auto off = image_to_tensor(f2s.restore(small, {}, o).image, torch::kCPU);
-  const double gap_on = coarse_gap(on, scene, r.faces, 4), gap_off = coarse_gap(off, scene, r.faces, 4);
+  const auto [gap_on, gap_off] = consistency_gaps(f2s, small, o, r.faces);
   EXPECT_LT(gap_on, 0.5 * gap_off) << "consistent " << gap_on << ", off " << gap_off;
 }
 
@@ -386,24 +394,11 @@ TEST(Pipeline, AtScaleOneConsistencyFollowsTheDetailTheModelsSee) {
   EXPECT_EQ(FaceGeometry::input_detail_divisor(4), 1.0);
   for (const auto& f : r.faces)
     if (f.status == "restored") EXPECT_GE(f.native_side, 128.0) << "the faces must be larger than Ref-FR's side";
-  o.paste_faces = false;
-  const auto scene = image_to_tensor(f2s.restore(up, {}, o).image, torch::kCPU);
-  o.paste_faces = true;
-  o.blind_face_consistency = 0;
-  const auto off = image_to_tensor(f2s.restore(up, {}, o).image, torch::kCPU);
-  const auto on = image_to_tensor(r.image, torch::kCPU);
-  const double gap_on = coarse_gap(on, scene, r.faces, 1), gap_off = coarse_gap(off, scene, r.faces, 1);
+  const auto [gap_on, gap_off] = consistency_gaps(f2s, up, o, r.faces);
   EXPECT_LT(gap_on, 0.5 * gap_off) << "consistent " << gap_on << ", off " << gap_off;
   // Blind mode reads no code; the step still follows the detail.
   o.blind = true;
-  o.blind_face_consistency = 1;
-  const auto blind_on = image_to_tensor(f2s.restore(up, {}, o).image, torch::kCPU);
-  o.paste_faces = false;
-  const auto blind_scene = image_to_tensor(f2s.restore(up, {}, o).image, torch::kCPU);
-  o.paste_faces = true;
-  o.blind_face_consistency = 0;
-  const auto blind_off = image_to_tensor(f2s.restore(up, {}, o).image, torch::kCPU);
-  const double b_on = coarse_gap(blind_on, blind_scene, r.faces, 1), b_off = coarse_gap(blind_off, blind_scene, r.faces, 1);
+  const auto [b_on, b_off] = consistency_gaps(f2s, up, o, r.faces);
   EXPECT_LT(b_on, 0.5 * b_off) << "blind: consistent " << b_on << ", off " << b_off;
 }
 
