@@ -41,9 +41,10 @@ if [ ! -s .cache/lm68_e/part ]; then
   rm -rf .cache/lm68_? /tmp/lm68_part_*
   xz -9 -T0 -c "$LM" >/tmp/lm68.dat.xz
   split -n 5 -d /tmp/lm68.dat.xz /tmp/lm68_part_ && rm /tmp/lm68.dat.xz
-  for i in 0 1 2 3 4; do
-    d=.cache/lm68_$(printf "\\x$(printf %x $((97 + i)))")
-    mkdir -p "$d" && mv /tmp/lm68_part_0$i "$d/part"
+  i=0
+  for l in a b c d e; do
+    mkdir -p .cache/lm68_$l && mv /tmp/lm68_part_0$i .cache/lm68_$l/part
+    i=$((i + 1))
   done
   (cd /usr/share/dlib && sha256sum shape_predictor_68_face_landmarks.dat) >.cache/lm68_e/sha256
 fi

@@ -180,10 +180,10 @@ struct Work {
 };
 
 // Face2SceneOptions::blind_face_consistency / ref_face_consistency as a side in pixels: K × the
-// detail the input holds of the face: its square side in the input photo, divided by `resampled`
-// (FaceGeometry::input_detail_divisor: 4 at ×1, else 1).
-int64_t consistency_side(const Work& w, const Face2SceneOptions& o, double resampled) {
-  return std::llround((w.person < 0 ? o.blind_face_consistency : o.ref_face_consistency) * w.native / resampled);
+// detail the input holds of the face: its square side in the input photo, divided by
+// `detail_divisor` (FaceGeometry::input_detail_divisor: 4 at ×1, else 1).
+int64_t consistency_side(const Work& w, const Face2SceneOptions& o, double detail_divisor) {
+  return std::llround((w.person < 0 ? o.blind_face_consistency : o.ref_face_consistency) * w.native / detail_divisor);
 }
 
 // The face [3,N,N] with the scene restorer's structure up to a k² copy: face + low(scene) − low(face),
@@ -645,7 +645,7 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
     // models see it (FaceGeometry::input_detail_divisor). With the pixel side (300 px for a CelebA
     // face) the consistency step never ran at ×1, and Ref-FR's invented eyes and mouth were pasted
     // as they were (InScene CelebA ×1: identity 0.59 against x4plus's 0.41).
-    const double resampled = FaceGeometry::input_detail_divisor(options.scale);
+    const double detail_divisor = FaceGeometry::input_detail_divisor(options.scale);
     // Every face is built from the scene restorer's output before any is pasted (faces may
     // overlap, and detail must not come from a face pasted before). Building them all first
     // instead of keeping a copy of the whole output bounds memory by the faces' squares: at ×4 of
@@ -667,14 +667,14 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
         const auto sc = align_face_region(y, on_scaled_image(tn, ps), N);
         const auto low = resize(resize(sc, S, S), N, N);
         auto face = (resize(w.restored, N, N) + (sc - low)).clamp(0, 1);
-        face = keep_input_structure(face, sc, consistency_side(w, options, resampled), std::min(S, N));
+        face = keep_input_structure(face, sc, consistency_side(w, options, detail_divisor), std::min(S, N));
         if (options.match_paste_tone) face = seamless_paste_face(face, sc).clamp(0, 1);
         built.emplace_back(face, tn);
         fr.paste_side = N;
         fr.detail_transfer = true;
       } else {
         auto face = w.restored;
-        const int64_t k = consistency_side(w, options, resampled);
+        const int64_t k = consistency_side(w, options, detail_divisor);
         if (options.scene && (options.match_paste_tone || (k >= 4 && k < S))) {
           const auto sc = align_face_region(y, on_scaled_image(w.t, ps), S);
           face = keep_input_structure(face, sc, k, S);

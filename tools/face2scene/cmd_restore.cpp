@@ -478,8 +478,7 @@ Command setup_restore(CLI::App& app, GlobalOptions&) {
             }
             const Face2Scene* finder = f2s[0].get();  // find_faces is thread-safe
             const Preparer prepare = [finder](const std::string& path) {
-              Prepared p;
-              p.image = read_image(path);
+              Prepared p = decode_only(path);
               const auto t0 = std::chrono::steady_clock::now();
               p.faces = finder->find_faces(p.image);
               p.detect_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
