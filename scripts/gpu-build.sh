@@ -5,6 +5,7 @@
 # Usage: [TARGETS="face2scene ..."] [F2S_DLIB_PREFIX=DIR] scripts/gpu-build.sh [build-dir]   (default build-gpu, all targets)
 # F2S_DLIB_PREFIX: a dlib installed there (scripts/gpu/pipeline_speed.sh builds one from carried sources):
 # face detection and landmarks are then compiled in; without it the build has none (tests skip).
+# Default: .cache/dlib_prefix when a dlib is installed there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build-gpu}
@@ -13,6 +14,11 @@ jobs=$(nproc)
 start=$(date +%s)
 prefix="$torch_prefix;$PWD/.deps/usr"
 dlib=(-DF2S_WITH_DLIB=OFF)
+# A dlib that pipeline_speed.sh built earlier on this (warm) machine is kept, so that a later call's
+# build (training, benchmarks) does not reconfigure without it and rebuild everything.
+if [ -z "${F2S_DLIB_PREFIX:-}" ] && [ -f .cache/dlib_prefix/lib/cmake/dlib/dlibConfig.cmake ]; then
+  F2S_DLIB_PREFIX=$PWD/.cache/dlib_prefix
+fi
 if [ -n "${F2S_DLIB_PREFIX:-}" ]; then
   prefix="$prefix;$F2S_DLIB_PREFIX"
   dlib=(-DF2S_WITH_DLIB=ON -Ddlib_DIR="$F2S_DLIB_PREFIX/lib/cmake/dlib")

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "face2scene/faces.hpp"
+#include "face2scene/pipeline.hpp"
 #include "face2scene/tensor.hpp"
 
 using namespace face2scene;
@@ -28,4 +29,17 @@ TEST(CudaFaces, AlignAndPasteMatchCpu) {
   auto pg = paste_face(img.to(torch::kCUDA), face.to(torch::kCUDA), gpu.transform);
   ASSERT_TRUE(pg.is_cuda());
   EXPECT_LT((pg.cpu() - pc).abs().max().item<float>(), 1e-4f);
+}
+
+// The pipeline pastes on the scene restorer's device (OracleRestorer::restore_on_device): the
+// seamless paste's membrane fill (solved on the CPU at 48²) must give on CUDA what it gives on the CPU.
+TEST(CudaFaces, SeamlessPasteMatchesCpu) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  auto gen = make_generator(11, torch::kCPU);
+  auto face = torch::rand({3, 384, 384}, gen);
+  auto scene = (face * 0.8 + 0.15).clamp(0, 1);
+  auto cpu = seamless_paste_face(face, scene);
+  auto gpu = seamless_paste_face(face.to(torch::kCUDA), scene.to(torch::kCUDA));
+  ASSERT_TRUE(gpu.is_cuda());
+  EXPECT_LT((gpu.cpu() - cpu).abs().max().item<float>(), 1e-4f);
 }

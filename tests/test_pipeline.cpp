@@ -552,6 +552,32 @@ TEST(PipelineCli, BadInputsAreReportedAndTheRestIsDone) {
   f2s_test::remove_tree(dir);
 }
 
+// --profile-trace: with Kineto (LibTorch 2.x builds), a Chrome trace whose user scopes name the
+// pipeline's stages; without it (Debian's 1.13), one clear line, exit 1, no file left behind.
+TEST(PipelineCli, ProfileTraceNamesTheStagesOrSaysItCannot) {
+  F2S_REQUIRE_PIPELINE();
+  const std::string dir = f2s_test::temp_dir("pipeline_profile");
+  torch::manual_seed(3);
+  write_image(dir + "/in.png", tensor_to_image(torch::rand({3, 24, 32}) * 0.3 + 0.3, 8));
+  const std::string trace = dir + "/trace.json";
+  const auto r = f2s_test::run_cli("-q restore " + dir + "/in.png -o " + dir + "/out.png --scale 1 --models " +
+                                   models_dir() + " --profile-trace " + trace);
+  if (r.exit_code == 0) {
+    const auto j = nlohmann::json::parse(read_file(trace));
+    bool scene = false;
+    for (const auto& e : j["traceEvents"])
+      if (e.contains("name") && e["name"].is_string() && e["name"].get<std::string>() == "f2s::scene") scene = true;
+    EXPECT_TRUE(scene) << "no f2s::scene scope in the trace";
+    EXPECT_TRUE(file_exists(dir + "/out.png"));
+  } else {
+    EXPECT_EQ(r.exit_code, 1) << r.output;
+    EXPECT_NE(r.output.find("cannot write a profile trace"), std::string::npos) << r.output;
+    EXPECT_FALSE(file_exists(trace));
+    EXPECT_FALSE(file_exists(trace + ".part"));
+  }
+  f2s_test::remove_tree(dir);
+}
+
 TEST(PipelineCli, SideBySideRestoreFaceAndHelp) {
   F2S_REQUIRE_PIPELINE();
   const std::string dir = f2s_test::temp_dir("pipeline_cli2");

@@ -65,6 +65,11 @@ class OracleRestorer {
   // `on_tile(done, total)` reports the tiles as they finish (progress).
   torch::Tensor restore(const torch::Tensor& lq, const torch::Tensor& tokens, int scale,
                         const std::function<void(int, int)>& on_tile = nullptr) const;
+  // The same, left on the restorer's device (float32): the pipeline pastes the faces there and
+  // copies only the quantised photo back (on the GPU the float copy to the host and a CPU paste at
+  // the output size cost more than the restorer itself: docs/pipeline.md, "GPU speed").
+  torch::Tensor restore_on_device(const torch::Tensor& lq, const torch::Tensor& tokens, int scale,
+                                  const std::function<void(int, int)>& on_tile = nullptr) const;
   Image restore(const Image& lq, const torch::Tensor& tokens, int scale) const;
   bool blind_model() const { return blind_; }
   RealEsrganModel backbone() const { return net_->options.backbone; }

@@ -8,7 +8,7 @@
 # Env: MIN (training minutes, default 6), ARGS (more `train ref-fr` arguments), CK (working folder,
 # default out/ref_fr), W (weights folder, default .cache/gpu_weights). The identity loss uses
 # $W/faceres.safetensors when it is there (copy it from <cache>/weights, 7 MB; never the dlib judge),
-# else none.
+# or $ID when set, else none.
 set -euo pipefail
 : "${OUT:?OUT must name the output folder}"
 cd "$(dirname "$0")/../.."
@@ -17,6 +17,9 @@ CK=${CK:-out/ref_fr}
 W=${W:-.cache/gpu_weights}
 IDW=none
 [ -f "$W/faceres.safetensors" ] && IDW="$W/faceres.safetensors"
+# ID: the faceres file elsewhere (it may travel in another call than the LPIPS weights: the carry
+# limit is 64 MiB with the tracked tree).
+[ -n "${ID:-}" ] && IDW=$ID
 TARGETS="face2scene bench_ref_fr_speed" bash scripts/gpu-build.sh build-gpu | tail -3
 mkdir -p "$CK" "$OUT"
 if [ ! -f "$CK/ref_fr.safetensors" ] && [ -d .cache/ref_fr_ckpt ]; then cp .cache/ref_fr_ckpt/* "$CK/" 2>/dev/null || true; fi

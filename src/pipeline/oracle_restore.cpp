@@ -139,8 +139,13 @@ AdapterStats OracleRestorer::image_stats(const torch::Tensor& x, const torch::Te
   return net_->adapter_stats(small, tokens, scale);
 }
 
-torch::Tensor OracleRestorer::restore(const torch::Tensor& lq_in, const torch::Tensor& tokens_in, int scale,
+torch::Tensor OracleRestorer::restore(const torch::Tensor& lq, const torch::Tensor& tokens, int scale,
                                       const std::function<void(int, int)>& on_tile) const {
+  return restore_on_device(lq, tokens, scale, on_tile).cpu();
+}
+
+torch::Tensor OracleRestorer::restore_on_device(const torch::Tensor& lq_in, const torch::Tensor& tokens_in, int scale,
+                                                const std::function<void(int, int)>& on_tile) const {
   torch::NoGradGuard ng;
   if (scale != 4 && scale != 1) throw ArgumentError("scene restorer: scale must be 4 or 1");
   auto x = (lq_in.dim() == 3 ? lq_in.unsqueeze(0) : lq_in).to(options_.device, options_.dtype);
@@ -168,13 +173,13 @@ torch::Tensor OracleRestorer::restore(const torch::Tensor& lq_in, const torch::T
   const AdapterStats* use = fixed ? &stats : nullptr;
   if (scale == 4) {
     auto fn = [&](const torch::Tensor& t) { return net_->forward(t, tokens, 4, use).to(torch::kFloat32); };
-    return run_tiled(x, 4, tiles, fn, on_tile).clamp_(0, 1).cpu();
+    return run_tiled(x, 4, tiles, fn, on_tile).clamp_(0, 1);
   }
   auto fn = [&](const torch::Tensor& t) {
     return torch::pixel_unshuffle(net_->forward(torch::pixel_shuffle(t, 4), tokens, 1, use), 4).to(torch::kFloat32);
   };
   auto y = torch::pixel_shuffle(run_tiled(torch::pixel_unshuffle(x, 4), 1, tiles, fn, on_tile), 4);
-  return y.slice(2, 0, h).slice(3, 0, w).clamp_(0, 1).cpu();
+  return y.slice(2, 0, h).slice(3, 0, w).clamp_(0, 1);
 }
 
 Image OracleRestorer::restore(const Image& lq, const torch::Tensor& tokens, int scale) const {

@@ -10,6 +10,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <numeric>
+#include <optional>
+
+#include <ATen/record_function.h>
+#include <torch/cuda.h>
 
 #include "face2scene/core.hpp"
 #include "face2scene/identity.hpp"
@@ -359,8 +363,17 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
     res.warnings.push_back(w);
   };
   const torch::Tensor x = image_to_tensor(image, torch::kCPU, torch::kFloat32, /*rgb=*/true);
+  // Each stage is also a user scope for LibTorch's profiler ("f2s::scene", ...), so that a trace
+  // (`restore --profile-trace`) attributes every kernel to its stage; free when nothing records.
+  std::optional<at::RecordFunction> scope;
+  std::string scope_name;
   auto stage = [&](const char* name, int done = 0, int total = 1) {
     if (options.on_progress) options.on_progress(name, done, total);
+    if (scope_name == name) return;
+    scope_name = name;
+    scope.reset();
+    scope.emplace(at::RecordScope::USER_SCOPE);
+    if (scope->isActive()) scope->before("f2s::" + scope_name);
   };
 
   // ---- detect, landmarks (FaceDetector::detect runs both) ----
@@ -540,7 +553,9 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
   }
   res.timings.identity += since(t0);
 
-  torch::Tensor y;  // the output [3,h,w] float on the CPU
+  // The output [3,h,w] float32: where the scene restorer made it (on a GPU the faces are pasted
+  // there and only the quantised photo crosses to the host), else on the CPU.
+  torch::Tensor y;
   if (!options.scene) {
     y = x.clone();
     res.code_rule = "none";
@@ -630,8 +645,11 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
     // ---- the scene restorer ----
     stage("scene");
     t0 = Clock::now();
-    y = scene->restore(x.unsqueeze(0), tokens, rscale, [&](int done, int total) { stage("scene", done, total); })[0];
+    y = scene->restore_on_device(x.unsqueeze(0), tokens, rscale,
+                                 [&](int done, int total) { stage("scene", done, total); })[0];
     if (options.scale == 2) y = F::avg_pool2d(y.unsqueeze(0), F::AvgPool2dFuncOptions(2))[0];
+    // The GPU's work is queued: wait for it so that this stage's time is the restorer's, not the paste's.
+    if (y.is_cuda()) torch::cuda::synchronize(y.device().index());
     res.models.push_back(scene == m_->scene.get() ? m_->scene_path : m_->scene_blind_path);
     res.timings.restorer = since(t0);
   }
@@ -658,6 +676,7 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
         continue;
       }
       const int64_t want = std::llround(w.native * ps);
+      const auto restored = w.restored.to(y.device(), torch::kFloat32);
       if (options.scene && options.detail_transfer && want > S) {
         // Detail transfer: Ref-FR decides everything its S² face can hold (shape, identity, colour);
         // the scene restorer's output gives the band above that, which the upsampled Ref-FR face
@@ -666,14 +685,14 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
         const Similarity tn = rescale_aligned(w.t, S, N);
         const auto sc = align_face_region(y, on_scaled_image(tn, ps), N);
         const auto low = resize(resize(sc, S, S), N, N);
-        auto face = (resize(w.restored, N, N) + (sc - low)).clamp(0, 1);
+        auto face = (resize(restored, N, N) + (sc - low)).clamp(0, 1);
         face = keep_input_structure(face, sc, consistency_side(w, options, detail_divisor), std::min(S, N));
         if (options.match_paste_tone) face = seamless_paste_face(face, sc).clamp(0, 1);
         built.emplace_back(face, tn);
         fr.paste_side = N;
         fr.detail_transfer = true;
       } else {
-        auto face = w.restored;
+        auto face = restored;
         const int64_t k = consistency_side(w, options, detail_divisor);
         if (options.scene && (options.match_paste_tone || (k >= 4 && k < S))) {
           const auto sc = align_face_region(y, on_scaled_image(w.t, ps), S);

@@ -22,6 +22,7 @@
 #include "face2scene/core.hpp"
 #include "face2scene/identity.hpp"
 #include "face2scene/pipeline.hpp"
+#include "face2scene/profile.hpp"
 #include "face2scene/shard.hpp"
 #include "face2scene/tensor.hpp"
 
@@ -33,6 +34,7 @@ struct RunArgs {
   std::vector<std::string> inputs;
   std::string out, refs, report, models, identity_weights, fadex, device = "auto", dtype = "auto";
   std::string shard = "0/1", manifest, devices;  // scale-out: docs/scale-out.md
+  std::string profile_trace;
   std::vector<std::string> face_refs;
   int scale = 4, tile = -1, max_faces = 64, min_face = 12, detect_threads = -1;
   double realism = 0, blind_paste_min = 0, blind_face_consistency = 1, ref_face_consistency = 1;
@@ -242,6 +244,10 @@ void run_batch(const RunArgs& a, const std::string& label, const std::vector<Pro
     return std::async(std::launch::async, [&prepare, path]() { return prepare(path); });
   };
   lookahead = std::max<size_t>(1, lookahead);
+  std::optional<TraceProfile> profile;
+  if (!a.profile_trace.empty())
+    profile.emplace(a.profile_trace,
+                    std::any_of(devices.begin(), devices.end(), [](const torch::Device& d) { return d.is_cuda(); }));
   Progress progress(label, static_cast<int64_t>(todo.size()));
   std::atomic<size_t> cursor{0};
   auto worker = [&](const Processor& process, const torch::Device& device) {
@@ -332,6 +338,7 @@ void run_batch(const RunArgs& a, const std::string& label, const std::vector<Pro
     for (auto& th : threads) th.join();
   }
   progress.finish();
+  if (profile) profile->finish();
   write_report();
   if (todo.empty() && failures.empty()) log_info("all outputs exist; nothing to do");
   if (!failures.empty()) {
@@ -370,6 +377,9 @@ void add_common(CLI::App* sub, RunArgs& a) {
                   "File listing finished inputs (appended as each one's outputs are written): a rerun skips them");
   sub->add_option("--dtype", a.dtype, "auto (bf16 on CUDA, fp32 on CPU), fp32, fp16, bf16")
       ->check(CLI::IsMember({"auto", "fp32", "fp16", "bf16"}));
+  sub->add_option("--profile-trace", a.profile_trace,
+                  "For developers: record the run's operators and CUDA kernels (LibTorch's Kineto profiler) and\n"
+                  "write them as a Chrome trace to this JSON file (open in ui.perfetto.dev). Slows the run");
 }
 
 // --detect-threads: -1 = auto (on a GPU the scene restorer is fast and dlib's HOG, on the CPU, would
@@ -379,7 +389,11 @@ size_t detect_threads(const RunArgs& a, const std::vector<torch::Device>& device
   int n = a.detect_threads;
   if (n < 0) {
     const bool cuda = std::any_of(devices.begin(), devices.end(), [](const torch::Device& d) { return d.is_cuda(); });
-    n = cuda && face_detection_available() ? static_cast<int>(std::clamp(std::thread::hardware_concurrency() / 2, 1u, 8u)) : 0;
+    // All cores but two (the thread that feeds the GPU, the writer), at most 16: on the H100 machine
+    // (16 cores) dlib's HOG at the default --min-face took 1.6 s a 512² photo, so 8 threads capped
+    // the run at 4.8 photos/s; 15 threads did not slow the GPU worker (docs/pipeline.md, "GPU speed").
+    const unsigned cores = std::max(3u, std::thread::hardware_concurrency());
+    n = cuda && face_detection_available() ? static_cast<int>(std::min(cores - 2, 16u)) : 0;
   }
   if (n > 0 && !face_detection_available())
     throw ArgumentError("--detect-threads " + std::to_string(n) + ": this build has no face detector (dlib)");
@@ -427,7 +441,7 @@ Command setup_restore(CLI::App& app, GlobalOptions&) {
       ->capture_default_str();
   sub->add_option("--detect-threads", a->detect_threads,
                   "Find the faces of the next N photos of a folder on N background threads while one is restored\n"
-                  "(-1 = auto: min(8, cores/2) with a GPU, 0 on the CPU; 0 = in line)")
+                  "(-1 = auto: all cores but two, at most 16, with a GPU; 0 on the CPU; 0 = in line)")
       ->check(CLI::Range(-1, 64))
       ->capture_default_str();
   sub->add_flag("--no-face-paste", a->no_paste,
