@@ -5,6 +5,8 @@
 //                  [--limit N] [--parts solvay,lfw,memory] [--memory-size 2449x1633] [--threads N]
 //                  [--ablation] [--peer-cache DIR] [--gan-models DIR]
 //                  [--blind-face-consistency K] [--ref-face-consistency K]   (LFW runs; defaults otherwise)
+//                  [--reuse-lfw CSV]   (LFW: no-reference, blind and x4plus columns from an earlier run)
+//                  [--lfw-validation]  (LFW: the validation people instead of the held-out ones)
 //
 // (a) solvay: scenes/solvay1927.jpg (2000×1333 grey, public domain) degraded exactly as
 //     `face2scene degrade solvay1927.jpg -o lq.png --preset moderate --seed 1` (×4 down: 500×333),
@@ -379,24 +381,61 @@ struct LfwRow {
   std::map<std::string, double> id, lpips;  // "refs", "norefs", "x4plus"
 };
 
-std::vector<std::pair<std::string, std::vector<std::string>>> lfw_heldout(const std::string& data) {
+// The held-out LFW people: every 10th person folder sorted by name (offset 0). --lfw-validation takes
+// offset 5 instead: people Ref-FR never saw either, but FaDeX and the scene restorer trained on their
+// photos (scripts/pack_training_data.sh), so that pipeline settings can be chosen on them and
+// then confirmed on the held-out people.
+std::vector<std::pair<std::string, std::vector<std::string>>> lfw_heldout(const std::string& data, size_t offset = 0) {
   std::vector<std::string> persons;
   for (const auto& e : fs::directory_iterator(data + "/faces/lfw"))
     if (e.is_directory()) persons.push_back(e.path().string());
   std::sort(persons.begin(), persons.end());
   std::vector<std::pair<std::string, std::vector<std::string>>> out;
-  for (size_t i = 0; i < persons.size(); i += 10) {
+  for (size_t i = offset; i < persons.size(); i += 10) {
     auto files = f2s_bench::sorted_images(persons[i]);
     if (files.size() >= 2) out.push_back({fs::path(persons[i]).filename().string(), files});
   }
   return out;
 }
 
+// --reuse-lfw CSV: rows of an earlier run (pipeline_bench_lfw.csv) whose no-reference, blind and
+// x4plus outputs are the same as this run's (the same blind twin, scene restorers, FaDeX and blind
+// options; only Ref-FR with references or --ref-face-consistency changed). Their columns are taken
+// from it, so only the "with references" restore runs: a quarter of the time.
+std::map<std::string, LfwRow> read_lfw_csv(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) throw IoError(path + ": cannot read (--reuse-lfw)");
+  std::string line;
+  std::getline(f, line);
+  std::vector<std::string> head;
+  {
+    std::stringstream ss(line);
+    for (std::string c; std::getline(ss, c, ',');) head.push_back(c);
+  }
+  std::map<std::string, LfwRow> out;
+  while (std::getline(f, line)) {
+    std::stringstream ss(line);
+    std::vector<std::string> v;
+    for (std::string c; std::getline(ss, c, ',');) v.push_back(c);
+    if (v.size() != head.size()) throw FormatError(path + ": a row has " + std::to_string(v.size()) + " columns, the header " + std::to_string(head.size()));
+    LfwRow r;
+    r.person = v[0];
+    for (size_t i = 4; i < v.size(); ++i) {
+      if (head[i].rfind("id_", 0) == 0) r.id[head[i].substr(3)] = std::stod(v[i]);
+      if (head[i].rfind("lpips_", 0) == 0) r.lpips[head[i].substr(6)] = std::stod(v[i]);
+    }
+    for (const char* k : {"norefs", "blind", "x4plus"})
+      if (!r.id.count(k) || !r.lpips.count(k)) throw FormatError(path + ": no id_/lpips_" + std::string(k) + " column");
+    out[r.person] = r;
+  }
+  return out;
+}
+
 std::vector<LfwRow> run_lfw(const Face2Scene& f2s, const Face2Scene* gan, const Judge& judge, const std::string& data, int limit,
-                            const std::string& tmp) {
+                            const std::string& tmp, const std::map<std::string, LfwRow>& reuse, bool validation) {
   torch::NoGradGuard ng;
-  auto people = lfw_heldout(data);
-  std::printf("lfw: %zu held-out people with two photos\n", people.size());
+  auto people = lfw_heldout(data, validation ? 5 : 0);
+  std::printf("lfw: %zu %s people with two photos\n", people.size(), validation ? "validation" : "held-out");
   if (limit > 0 && int(people.size()) > limit) people.resize(size_t(limit));
   UpscaleOptions uo;
   uo.model = RealEsrganModel::kX4Plus;
@@ -434,17 +473,21 @@ std::vector<LfwRow> run_lfw(const Face2Scene& f2s, const Face2Scene* gan, const 
     std::map<std::string, torch::Tensor> out;
     const auto with = f2s.restore(lq, refs, base_options());
     out["refs"] = rgb(with.image);
-    out["norefs"] = rgb(f2s.restore(lq, {}, base_options()).image);
+    const auto prev = reuse.find(name);
+    const bool reused = prev != reuse.end();
     // The face code's own effect: "norefs" and "blind" paste the same Ref-FR blind-twin faces and
     // differ in the scene restorer (conditioned on the code vs the blind twin).
     Face2SceneOptions blind = base_options();
     blind.blind = true;
-    out["blind"] = rgb(f2s.restore(lq, {}, blind).image);
+    if (!reused) {
+      out["norefs"] = rgb(f2s.restore(lq, {}, base_options()).image);
+      out["blind"] = rgb(f2s.restore(lq, {}, blind).image);
+    }
     if (gan) {  // --gan-models: the GAN-trained restorers (realism 1), the same two runs
       out["gan_norefs"] = rgb(gan->restore(lq, {}, base_options()).image);
       out["gan_blind"] = rgb(gan->restore(lq, {}, blind).image);
     }
-    out["x4plus"] = rgb(x4plus.upscale(lq));
+    if (!reused) out["x4plus"] = rgb(x4plus.upscale(lq));
     r.detected = with.faces_detected;
     r.restored = with.faces_restored;
     for (const auto& f : with.faces) r.matched = r.matched || !f.person.empty();
@@ -453,6 +496,8 @@ std::vector<LfwRow> run_lfw(const Face2Scene& f2s, const Face2Scene* gan, const 
       r.id[k] = (judge.describe(t, gt_faces[0].points5) - gt_desc).norm().item<double>();
       r.lpips[k] = judge.lp(t, gt);
     }
+    if (reused)
+      for (const char* k : {"norefs", "blind", "x4plus"}) r.id[k] = prev->second.id.at(k), r.lpips[k] = prev->second.lpips.at(k);
     std::printf("lfw: %s %dx%d: detected %d restored %d matched %d | id refs %.3f norefs %.3f x4plus %.3f | lpips %.3f %.3f %.3f\n",
                 name.c_str(), lq.width, lq.height, r.detected, r.restored, int(r.matched), r.id["refs"], r.id["norefs"],
                 r.id["x4plus"], r.lpips["refs"], r.lpips["norefs"], r.lpips["x4plus"]);
@@ -659,7 +704,10 @@ int main(int argc, char** argv) try {
       gc.realism = 1;
       gan = std::make_unique<Face2Scene>(gc);
     }
-    const auto rows = run_lfw(f2s, gan.get(), judge, data, limit, tmp);
+    const std::map<std::string, LfwRow> reuse =
+        args.has("--reuse-lfw") ? read_lfw_csv(args.get("--reuse-lfw", "")) : std::map<std::string, LfwRow>{};
+    const bool validation = args.has("--lfw-validation");
+    const auto rows = run_lfw(f2s, gan.get(), judge, data, limit, tmp, reuse, validation);
     std::vector<std::string> keys{"refs", "norefs", "blind", "x4plus"};
     if (gan) keys.insert(keys.end(), {"gan_norefs", "gan_blind"});
     fs::remove_all(tmp);
@@ -680,7 +728,10 @@ int main(int argc, char** argv) try {
     }
     const auto did = metrics::paired_bootstrap_ci(id["refs"], id["norefs"], resamples);
     const auto dlp = metrics::paired_bootstrap_ci(lp["refs"], lp["norefs"], resamples);
-    md << "## LFW held-out people as whole scenes, moderate ×4 (" << rows.size() << " people";
+    md << "## LFW " << (validation ? "validation people (every 10th from the 6th: FaDeX and the scene restorer trained on "
+                                     "their photos, Ref-FR never)"
+                                   : "held-out people")
+       << " as whole scenes, moderate ×4 (" << rows.size() << " people";
     if (limit > 0) md << ", --limit " << limit;
     md << ")\n\nEach person's first 250² photo degraded (moderate, seed fixed per person), their other photo the reference. "
           "Face restored in "

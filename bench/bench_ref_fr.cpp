@@ -62,7 +62,7 @@ struct Models {
   std::unique_ptr<FaceDescriptor> desc;
   std::unique_ptr<metrics::Niqe> niqe;
   torch::Device device = torch::kCPU;
-  std::string info;
+  std::string info, identity_loss = "none";
 };
 
 // [N,3,128,128] aligned faces -> [N,128] descriptors, through the identity module's own path for an
@@ -314,6 +314,7 @@ int main(int argc, char** argv) try {
   m.net->to(torch::kFloat32), m.blind->to(torch::kFloat32);
   m.net->eval(), m.blind->eval();
   auto steps = [](const LoadedRefFR& l) { return l.metadata.count("trained_steps") ? l.metadata.at("trained_steps") : std::string("?"); };
+  if (a.metadata.count("identity_loss")) m.identity_loss = a.metadata.at("identity_loss");
   m.info = models + "/ref_fr.safetensors (" + steps(a) + " steps), " + models + "/ref_fr_blind.safetensors (" + steps(b) +
            " steps)";
   UpscaleOptions uo;
@@ -411,6 +412,7 @@ int main(int argc, char** argv) try {
   info.command = cmd;
   info.machine = machine_text(m.device);
   info.weights = m.info;
+  info.identity_loss = m.identity_loss;
   info.date = now_utc();
   info.seconds = secs;
   info.faces = computed;

@@ -302,6 +302,7 @@ inline const std::vector<Comparison>& comparisons() {
 
 struct ReportInfo {
   std::string command, machine, weights, date, grid_rel, grid_credit;
+  std::string identity_loss = "none";  // the weights' `identity_loss` metadata (train ref-fr)
   double seconds = 0;
   int64_t faces = 0;  // face × condition units computed in this run
   int resamples = 2000;
@@ -355,9 +356,15 @@ inline std::string report_markdown(const std::vector<Row>& rows, const ReportInf
      << " resamples); differences are paired (the same faces under the same degradation), "
         "with bootstrap intervals of the mean difference.\n\n";
   md << "**Which metrics were training losses.** Ref-FR and its blind twin were trained with L1 (so PSNR is close to a training "
-        "objective) and LPIPS (the same SqueezeNet LPIPS that is measured here), plus a GAN loss. SSIM was not a loss. Identity was "
-        "not: the trainer's identity loss was off for the shipped weights, and the judge here, the dlib ResNet descriptor, was never "
-        "trained on. Real-ESRGAN x4plus was trained by its authors on other data with L1, perceptual (VGG) and GAN losses.\n\n";
+        "objective) and LPIPS (the same SqueezeNet LPIPS that is measured here), plus a GAN loss. SSIM was not a loss. ";
+  if (info.identity_loss == "none")
+    md << "Identity was not: the trainer's identity loss was off for these weights, and the judge here, the dlib ResNet "
+          "descriptor, was never trained on. ";
+  else
+    md << "Identity was, through another network: the trainer's identity loss compared " << info.identity_loss
+       << " descriptors (HSE's MobileNet, VGGFace2) of the output and the ground truth; the judge here, the dlib ResNet "
+          "descriptor, was never trained on, but both measure identity, so identity gains are partly trained for. ";
+  md << "Real-ESRGAN x4plus was trained by its authors on other data with L1, perceptual (VGG) and GAN losses.\n\n";
   md << headline(rows, info.resamples);
   // Conditions and sets in a fixed order.
   std::vector<std::pair<std::string, int>> conds;

@@ -211,7 +211,7 @@ struct Face2SceneOptions {
   // (docs/pipeline.md, "Faces kept consistent with the input").
   double blind_face_consistency = 1;
   // The same for faces restored from a reference person's photos (0 = off: Ref-FR's face as it is).
-  double ref_face_consistency = 1;
+  double ref_face_consistency = 1.5;  // chosen on LFW validation people (docs/pipeline.md)
   // Paste seamlessly (Poisson-style): the blend band shows the scene restorer's output and the
   // face's core Ref-FR's face, shifted by the membrane fill of its difference to the scene, so the
   // paste leaves no colour or brightness step at its border (docs/pipeline.md, "The paste

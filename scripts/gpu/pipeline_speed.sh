@@ -40,6 +40,12 @@ if [ ! -f "$M" ]; then
   (cd .cache/lm68 && sha256sum -c ../lm68_e/sha256) || { rm -f "$M"; echo "landmark model parts do not join"; exit 1; }
 fi
 export F2S_FACE_MODELS=$PWD/.cache/lm68
+# The scene restorer's base network (scripts/install_models.sh here; no registry there).
+GW=$HOME/.cache/face2scene/weights
+if [ ! -s "$GW/realesr-general-x4v3.safetensors" ]; then
+  [ -s .cache/gx4v3/realesr-general-x4v3.safetensors ] || { echo "still to carry: .cache/gx4v3"; exit 0; }
+  mkdir -p "$GW" && cp .cache/gx4v3/realesr-general-x4v3.safetensors "$GW/"
+fi
 N=${N:-100}
 P=.cache/tp_photos
 [ "$(ls $P/*.jpg 2>/dev/null | wc -l)" -ge "$N" ] || { echo "still to carry: $P"; exit 0; }

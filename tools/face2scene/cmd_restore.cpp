@@ -37,7 +37,7 @@ struct RunArgs {
   std::string profile_trace;
   std::vector<std::string> face_refs;
   int scale = 4, tile = -1, max_faces = 64, min_face = 12, detect_threads = -1;
-  double realism = 0, blind_paste_min = 0, blind_face_consistency = 1, ref_face_consistency = 1;
+  double realism = 0, blind_paste_min = 0, blind_face_consistency = 1, ref_face_consistency = 1.5;
   bool blind = false, largest_face = false, skip_existing = false, side_by_side = false, aligned = false,
        no_detail_transfer = false, no_paste = false;
 };
