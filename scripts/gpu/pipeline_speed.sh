@@ -2,12 +2,13 @@
 # Issue #19's GPU speed on the device machine: `face2scene restore` over a folder of 100 people photos,
 # 512² → 2048², faces included (dlib's HOG + 68 landmarks on --detect-threads background threads,
 # Ref-FR, FaDeX, the scene restorer, the paste, I/O), with per-stage timings from the JSON report.
-# What it needs comes in pieces (scripts/gpu/stage_pipeline_speed.sh, run here first, lists the four
+# What it needs comes in pieces (scripts/gpu/stage_pipeline_speed.sh, run here first, lists the five
 # warm calls and their carry). Each call does what its pieces allow and names what is still missing:
 # dlib is built from .cache/dlib_src once (static, no BLAS/LAPACK/GUI/codecs: HOG and the shape
-# predictor need none), face2scene with it; the model is joined once all four parts have come.
+# predictor need none), face2scene with it; the model is joined once all five parts have come.
 # Images/s = (100 − 1) / (time for 100 − time for 1): model loading and the first image's CUDA warm-up
-# are left out. Env: OUT (required), N (photos, default 100), ARGS (extra restore flags).
+# are left out. Then a profiled run of NP photos (default 10): kernel time by stage (kernel_time.py).
+# Env: OUT (required), N (photos, default 100), NP, ARGS (extra restore flags).
 set -uo pipefail
 : "${OUT:?OUT must name the output folder}"
 cd "$(dirname "$0")/../.."
