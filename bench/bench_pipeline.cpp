@@ -54,6 +54,7 @@
 #include "face2scene/identity.hpp"
 #include "face2scene/pipeline.hpp"
 #include "face2scene/realesrgan.hpp"
+#include "bench_text_util.hpp"
 #include "oracle_bench_util.hpp"
 
 using namespace face2scene;
@@ -407,16 +408,10 @@ std::map<std::string, LfwRow> read_lfw_csv(const std::string& path) {
   if (!f) throw IoError(path + ": cannot read (--reuse-lfw)");
   std::string line;
   std::getline(f, line);
-  std::vector<std::string> head;
-  {
-    std::stringstream ss(line);
-    for (std::string c; std::getline(ss, c, ',');) head.push_back(c);
-  }
+  const std::vector<std::string> head = f2s_bench_text::split_str(line, ',');
   std::map<std::string, LfwRow> out;
   while (std::getline(f, line)) {
-    std::stringstream ss(line);
-    std::vector<std::string> v;
-    for (std::string c; std::getline(ss, c, ',');) v.push_back(c);
+    const std::vector<std::string> v = f2s_bench_text::split_str(line, ',');
     if (v.size() != head.size()) throw FormatError(path + ": a row has " + std::to_string(v.size()) + " columns, the header " + std::to_string(head.size()));
     LfwRow r;
     r.person = v[0];

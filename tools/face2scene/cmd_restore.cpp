@@ -37,10 +37,16 @@ struct RunArgs {
   std::string profile_trace;
   std::vector<std::string> face_refs;
   int scale = 4, tile = -1, max_faces = 64, min_face = 12, detect_threads = -1;
-  double realism = 0, blind_paste_min = 0, blind_face_consistency = 1, ref_face_consistency = 1.5;
+  // The consistency defaults are the library's (Face2SceneOptions), so the two cannot drift apart.
+  double realism = 0, blind_paste_min = 0, blind_face_consistency = Face2SceneOptions{}.blind_face_consistency,
+         ref_face_consistency = Face2SceneOptions{}.ref_face_consistency;
   bool blind = false, largest_face = false, skip_existing = false, side_by_side = false, aligned = false,
        no_detail_transfer = false, no_paste = false;
 };
+
+bool any_cuda(const std::vector<torch::Device>& devices) {
+  return std::any_of(devices.begin(), devices.end(), [](const torch::Device& d) { return d.is_cuda(); });
+}
 
 struct Failure {
   std::string file, why;
@@ -246,8 +252,7 @@ void run_batch(const RunArgs& a, const std::string& label, const std::vector<Pro
   lookahead = std::max<size_t>(1, lookahead);
   std::optional<TraceProfile> profile;
   if (!a.profile_trace.empty())
-    profile.emplace(a.profile_trace,
-                    std::any_of(devices.begin(), devices.end(), [](const torch::Device& d) { return d.is_cuda(); }));
+    profile.emplace(a.profile_trace, any_cuda(devices));
   Progress progress(label, static_cast<int64_t>(todo.size()));
   std::atomic<size_t> cursor{0};
   auto worker = [&](const Processor& process, const torch::Device& device) {
@@ -388,12 +393,11 @@ void add_common(CLI::App* sub, RunArgs& a) {
 size_t detect_threads(const RunArgs& a, const std::vector<torch::Device>& devices) {
   int n = a.detect_threads;
   if (n < 0) {
-    const bool cuda = std::any_of(devices.begin(), devices.end(), [](const torch::Device& d) { return d.is_cuda(); });
     // All cores but two (the thread that feeds the GPU, the writer), at most 16: on the H100 machine
     // (16 cores) dlib's HOG at the default --min-face took 1.6 s a 512² photo, so 8 threads capped
     // the run at 4.8 photos/s; 15 threads did not slow the GPU worker (docs/pipeline.md, "GPU speed").
     const unsigned cores = std::max(3u, std::thread::hardware_concurrency());
-    n = cuda && face_detection_available() ? static_cast<int>(std::min(cores - 2, 16u)) : 0;
+    n = any_cuda(devices) && face_detection_available() ? static_cast<int>(std::min(cores - 2, 16u)) : 0;
   }
   if (n > 0 && !face_detection_available())
     throw ArgumentError("--detect-threads " + std::to_string(n) + ": this build has no face detector (dlib)");
