@@ -6,6 +6,8 @@
 #include "face2scene/faces.hpp"
 #include "face2scene/pipeline.hpp"
 #include "face2scene/tensor.hpp"
+#include "faces/hog_torch.hpp"
+#include "faces_test_util.hpp"
 
 using namespace face2scene;
 
@@ -41,5 +43,46 @@ TEST(CudaFaces, SeamlessPasteMatchesCpu) {
   auto cpu = seamless_paste_face(face, scene);
   auto gpu = seamless_paste_face(face.to(torch::kCUDA), scene.to(torch::kCUDA));
   ASSERT_TRUE(gpu.is_cuda());
+  EXPECT_LT((gpu.cpu() - cpu).abs().max().item<float>(), 1e-4f);
+}
+
+// hog-torch, the GPU's face detector: on CUDA it must find what it finds on the CPU and what
+// dlib finds (boxes identical, scores within rounding). Needs dlib (its filters) and the landmark
+// model ($F2S_FACE_MODELS on the GPU machine: scripts/gpu/pipeline_speed.sh stages both).
+TEST(CudaFaces, TorchHogMatchesCpuAndDlib) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  F2S_REQUIRE_DETECTOR();
+  const Image img = read_image(std::string(F2S_SOURCE_DIR) + "/examples/solvay_group.jpg");
+  DetectOptions o;
+  o.min_face = 12;
+  o.detector = "hog";
+  const auto dlib_faces = FaceDetector(o).detect(img);
+  o.detector = "hog-torch";
+  const auto cpu = FaceDetector(o).detect(img);
+  o.device = torch::kCUDA;
+  o.detector = "auto";  // hog-torch on CUDA
+  const FaceDetector gpu_det(o);
+  EXPECT_EQ(gpu_det.options().detector, "hog-torch");
+  const auto gpu = gpu_det.detect(img);
+  ASSERT_GE(dlib_faces.size(), 10u);
+  ASSERT_EQ(gpu.size(), cpu.size());
+  ASSERT_EQ(gpu.size(), dlib_faces.size());
+  for (size_t i = 0; i < gpu.size(); ++i) {
+    EXPECT_GT(box_iou(gpu[i].box, cpu[i].box), 0.99f) << i;
+    EXPECT_NEAR(gpu[i].score, cpu[i].score, 1e-3f) << i;
+    EXPECT_GT(box_iou(gpu[i].box, dlib_faces[i].box), 0.9f) << i;
+    EXPECT_NEAR(gpu[i].score, dlib_faces[i].score, 0.06f) << i;
+  }
+}
+
+// The fHOG features alone, on a random image: CUDA = CPU.
+TEST(CudaFaces, FhogFeaturesMatchCpu) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  auto gen = make_generator(3, torch::kCPU);
+  auto img = (torch::rand({203, 157}, gen) * 255).round();
+  auto cpu = face2scene::detail::fhog_features(img);
+  auto gpu = face2scene::detail::fhog_features(img.to(torch::kCUDA));
+  ASSERT_EQ(cpu.sizes(), gpu.sizes());
+  EXPECT_EQ(cpu.size(0), 31);
   EXPECT_LT((gpu.cpu() - cpu).abs().max().item<float>(), 1e-4f);
 }

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "dlib_backend.hpp"
+#include "hog_torch.hpp"
 #include "face2scene/faces.hpp"
 
 namespace face2scene {
@@ -33,14 +34,13 @@ std::vector<uint8_t> to_grey8(const Image& img) {
   return g;
 }
 
-// Resizes a grey image by `s` (bilinear up, area down) with torch, align_corners=false geometry:
-// scaled pixel u covers original x with u + 0.5 = s * (x + 0.5).
-std::vector<uint8_t> resize_grey(const std::vector<uint8_t>& g, int w, int h, double s, int& ow,
-                                 int& oh) {
+// Resizes a [1, 1, h, w] grey float tensor by `s` (bilinear up, area down) with torch,
+// align_corners=false geometry: scaled pixel u covers original x with u + 0.5 = s * (x + 0.5). The
+// result is rounded to 8-bit values, as both HOG scans expect. Runs on the tensor's device.
+torch::Tensor resize_grey(const torch::Tensor& t, double s, int& ow, int& oh) {
+  const int64_t h = t.size(2), w = t.size(3);
   ow = std::max(1, static_cast<int>(std::lround(w * s)));
   oh = std::max(1, static_cast<int>(std::lround(h * s)));
-  auto t = torch::from_blob(const_cast<uint8_t*>(g.data()), {1, 1, h, w}, torch::kUInt8)
-               .to(torch::kFloat32);
   namespace F = torch::nn::functional;
   torch::Tensor r;
   if (s >= 1.0) {
@@ -51,9 +51,13 @@ std::vector<uint8_t> resize_grey(const std::vector<uint8_t>& g, int w, int h, do
   } else {
     r = F::adaptive_avg_pool2d(t, F::AdaptiveAvgPool2dFuncOptions({oh, ow}));
   }
-  r = r.round().clamp(0, 255).to(torch::kUInt8).contiguous();
-  std::vector<uint8_t> out(static_cast<size_t>(ow) * oh);
-  std::memcpy(out.data(), r.data_ptr<uint8_t>(), out.size());
+  return r.round().clamp(0, 255);
+}
+
+std::vector<uint8_t> to_bytes(const torch::Tensor& t) {
+  auto c = t.to(torch::kCPU, torch::kUInt8).contiguous();
+  std::vector<uint8_t> out(static_cast<size_t>(c.numel()));
+  std::memcpy(out.data(), c.data_ptr<uint8_t>(), out.size());
   return out;
 }
 }  // namespace
@@ -93,12 +97,14 @@ FivePoints five_points_from_68(const std::vector<Point2f>& lm) {
 struct FaceDetector::Impl {
   DetectOptions options;
   std::shared_ptr<detail::DlibModels> models;
+  std::unique_ptr<detail::TorchHogScanner> torch_hog;  // detector "hog-torch"
 };
 
 FaceDetector::FaceDetector(DetectOptions options, const std::string& model_dir)
     : impl_(std::make_unique<Impl>()) {
-  if (options.detector != "hog")
-    throw ArgumentError("unknown face detector '" + options.detector + "' (known: hog)");
+  if (options.detector == "auto") options.detector = options.device.is_cuda() ? "hog-torch" : "hog";
+  if (options.detector != "hog" && options.detector != "hog-torch")
+    throw ArgumentError("unknown face detector '" + options.detector + "' (known: auto, hog, hog-torch)");
   if (options.min_face < 8) throw ArgumentError("min_face must be >= 8 pixels");
   impl_->options = options;
   if (!detail::dlib_compiled_in()) detail::dlib_load("");  // throws the "built without dlib" error
@@ -112,6 +118,8 @@ FaceDetector::FaceDetector(DetectOptions options, const std::string& model_dir)
                     "folder holding shape_predictor_68_face_landmarks.dat)");
   }
   impl_->models = detail::dlib_load(predictor);
+  if (options.detector == "hog-torch")
+    impl_->torch_hog = std::make_unique<detail::TorchHogScanner>(detail::dlib_hog_model(*impl_->models), options.device);
 }
 
 FaceDetector::~FaceDetector() = default;
@@ -137,13 +145,28 @@ std::vector<DetectedFace> FaceDetector::detect(const Image& image) const {
     log_info(msg.str());
   }
   int sw = w, sh = h;
-  std::vector<uint8_t> scaled;
   const bool resized = std::abs(s - 1.0) > 1e-3;
-  if (resized) scaled = resize_grey(grey, w, h, s, sw, sh);
+  std::vector<uint8_t> scaled;  // the scanned image when resized (landmarks run on it)
+  std::vector<detail::RawDetection> raw;
+  auto as_tensor = [&](torch::Device d) {
+    return torch::from_blob(const_cast<uint8_t*>(grey.data()), {1, 1, h, w}, torch::kUInt8).to(d).to(torch::kFloat32);
+  };
+  if (impl_->torch_hog) {
+    torch::NoGradGuard no_grad;
+    auto t = as_tensor(impl_->torch_hog->device());
+    if (resized) t = resize_grey(t, s, sw, sh);
+    raw = impl_->torch_hog->detect(t[0][0], o.min_score);
+    if (resized && o.landmarks && !raw.empty()) scaled = to_bytes(t);
+  } else {
+    if (resized) {
+      torch::NoGradGuard no_grad;
+      scaled = to_bytes(resize_grey(as_tensor(torch::kCPU), s, sw, sh));
+    }
+    raw = detail::dlib_hog_detect(*impl_->models, {resized ? scaled.data() : grey.data(), sw, sh}, o.min_score);
+  }
   const double sx = static_cast<double>(sw) / w, sy = static_cast<double>(sh) / h;
   detail::GreyView view{resized ? scaled.data() : grey.data(), sw, sh};
 
-  auto raw = detail::dlib_hog_detect(*impl_->models, view, o.min_score);
   // dlib suppresses overlaps within its own decision, but a weak hit of another pose filter can
   // sit half on a found face (seen on Solvay 1927). HOG boxes are tight (brows to chin), so real
   // faces' boxes hardly overlap: drop a box when a stronger one covers > 25% of it.
@@ -173,7 +196,7 @@ std::vector<DetectedFace> FaceDetector::detect(const Image& image) const {
     f.box.x1 = std::min(f.box.x1, static_cast<float>(w));
     f.box.y1 = std::min(f.box.y1, static_cast<float>(h));
     f.score = r.score;
-    f.detector = "hog";
+    f.detector = o.detector;
     faces.push_back(f);
     scan_boxes.push_back(r.box);
   }

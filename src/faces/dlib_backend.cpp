@@ -87,6 +87,29 @@ std::vector<RawDetection> dlib_hog_detect(DlibModels& models, const GreyView& gr
   return out;
 }
 
+HogModel dlib_hog_model(const DlibModels& models) {
+  const auto& scanner = models.hog.get_scanner();
+  HogModel m;
+  m.filters = static_cast<int>(models.hog.num_detectors());
+  m.planes = 31;  // fHOG: 18 signed + 9 unsigned orientations + 4 texture energies
+  m.rows = static_cast<int>(scanner.get_fhog_window_height());
+  m.cols = static_cast<int>(scanner.get_fhog_window_width());
+  const long dims = scanner.get_num_dimensions();
+  if (dims != static_cast<long>(m.planes) * m.rows * m.cols || scanner.get_padding() != 0)
+    throw Error("dlib's frontal face detector has an unexpected layout (" + std::to_string(dims) + " weights)");
+  m.cell_size = static_cast<int>(scanner.get_cell_size());
+  m.min_layer = static_cast<int>(std::max(scanner.get_min_pyramid_layer_width(), scanner.get_min_pyramid_layer_height()));
+  m.nms_iou = models.hog.get_overlap_tester().get_iou_thresh();
+  m.nms_covered = models.hog.get_overlap_tester().get_percent_covered_thresh();
+  for (int k = 0; k < m.filters; ++k) {
+    const auto& w = models.hog.get_w(static_cast<unsigned long>(k));
+    // dlib's build_fhog_filterbank: plane i's filter is weights[i*rows*cols ...] row-major.
+    for (long i = 0; i < dims; ++i) m.weights.push_back(static_cast<float>(w(i)));
+    m.bias.push_back(static_cast<float>(w(dims)));
+  }
+  return m;
+}
+
 std::vector<std::vector<Point2f>> dlib_landmarks(DlibModels& models, const GreyView& grey,
                                                  const std::vector<FaceBox>& boxes) {
   if (!models.has_predictor) throw Error("landmarks requested but no landmark model was loaded");
@@ -118,6 +141,7 @@ static Error no_dlib() {
 }
 std::shared_ptr<DlibModels> dlib_load(const std::string&) { throw no_dlib(); }
 std::vector<RawDetection> dlib_hog_detect(DlibModels&, const GreyView&, float) { throw no_dlib(); }
+HogModel dlib_hog_model(const DlibModels&) { throw no_dlib(); }
 std::vector<std::vector<Point2f>> dlib_landmarks(DlibModels&, const GreyView&,
                                                  const std::vector<FaceBox>&) {
   throw no_dlib();

@@ -221,7 +221,9 @@ torch::Tensor seamless_paste_face(const torch::Tensor& face, const torch::Tensor
 Face2Scene::Face2Scene(const Face2SceneConfig& config) : config_(config), m_(std::make_unique<Models>()) {
   // Without dlib (the GPU build) the caller passes detections (Face2SceneOptions::faces).
   if (face_detection_available()) {
-    m_->detector = std::make_unique<FaceDetector>(config.detect);
+    DetectOptions d = config.detect;
+    if (d.detector == "auto") d.device = config.device;  // hog-torch on a GPU pipeline
+    m_->detector = std::make_unique<FaceDetector>(d);
   } else {
     load_warnings_.push_back("no face detector in this build (dlib): faces must be given (Face2SceneOptions::faces)");
     log_warn(load_warnings_.back());
@@ -289,6 +291,10 @@ Face2Scene::~Face2Scene() = default;
 
 std::vector<DetectedFace> Face2Scene::find_faces(const Image& image) const {
   if (image.width < geometry_.min_face || image.height < geometry_.min_face) return {};
+  // A profiler scope of its own: a folder run calls this on background threads (hog-torch's
+  // kernels then show as "detect" in a trace, where the profiler follows those threads).
+  at::RecordFunction scope(at::RecordScope::USER_SCOPE);
+  if (scope.isActive()) scope.before("f2s::detect");
   return detector().detect(image);
 }
 

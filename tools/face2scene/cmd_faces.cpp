@@ -67,7 +67,9 @@ void run_faces(const FacesArgs& a) {
     output_paths_for(files, a.crops_dir.empty() ? a.preview : a.crops_dir, true, ".png");
   }
   const torch::Device device = parse_device(a.device);
-  FaceDetector detector(a.detect);
+  DetectOptions detect = a.detect;
+  detect.device = device;
+  FaceDetector detector(detect);
 
   std::vector<ReferencePerson> refs;
   DescriptorFn descriptor;
@@ -214,7 +216,12 @@ Command setup_faces(CLI::App& app, GlobalOptions&) {
                   "Work cap: pixels of the (rescaled) image the detector scans")
       ->check(CLI::Range(int64_t{10000}, int64_t{400000000}))
       ->capture_default_str();
-  sub->add_option("--device", args->device, "Torch device for alignment and identity: cpu, cuda, cuda:N, auto")
+  sub->add_option("--detector", args->detect.detector,
+                  "hog = dlib's HOG on the CPU; hog-torch = the same detector as torch ops on --device (fast on\n"
+                  "a GPU); auto = hog-torch on CUDA, else hog")
+      ->check(CLI::IsMember({"auto", "hog", "hog-torch"}))
+      ->capture_default_str();
+  sub->add_option("--device", args->device, "Torch device for detection (hog-torch), alignment and identity: cpu, cuda, cuda:N, auto")
       ->capture_default_str();
   sub->footer(
       "Example:\n"

@@ -34,7 +34,7 @@ struct RunArgs {
   std::vector<std::string> inputs;
   std::string out, refs, report, models, identity_weights, fadex, device = "auto", dtype = "auto";
   std::string shard = "0/1", manifest, devices;  // scale-out: docs/scale-out.md
-  std::string profile_trace;
+  std::string profile_trace, detector = "auto";
   std::vector<std::string> face_refs;
   int scale = 4, tile = -1, max_faces = 64, min_face = 12, detect_threads = -1;
   // The consistency defaults are the library's (Face2SceneOptions), so the two cannot drift apart.
@@ -130,6 +130,8 @@ Face2SceneConfig make_config(const RunArgs& a, bool scene, const torch::Device& 
   c.tiles.margin = 12;
   c.load_scene_restorer = scene;
   c.detect.min_face = a.min_face;
+  c.detect.detector = a.detector;
+  c.detect.device = device;  // hog-torch runs on the worker's device
   return c;
 }
 
@@ -371,6 +373,12 @@ void add_common(CLI::App* sub, RunArgs& a) {
                   "upsampled for it). Faces of 8 px or more are restored")
       ->check(CLI::Range(8, 100000))
       ->capture_default_str();
+  sub->add_option("--detector", a.detector,
+                  "Face detector: hog = dlib's HOG run by dlib on the CPU; hog-torch = the same detector (dlib's\n"
+                  "filters, features and pyramid) as torch ops on the --device, seconds of CPU a photo become\n"
+                  "milliseconds of GPU; auto = hog-torch on CUDA, hog on the CPU")
+      ->check(CLI::IsMember({"auto", "hog", "hog-torch"}))
+      ->capture_default_str();
   sub->add_option("--device", a.device, "auto, cpu, cuda or cuda:N");
   sub->add_option("--devices", a.devices,
                   "Several workers in this process, one model copy each, inputs streamed to whichever is free:\n"
@@ -387,17 +395,20 @@ void add_common(CLI::App* sub, RunArgs& a) {
                   "write them as a Chrome trace to this JSON file (open in ui.perfetto.dev). Slows the run");
 }
 
-// --detect-threads: -1 = auto (on a GPU the scene restorer is fast and dlib's HOG, on the CPU, would
-// make the device wait: half the cores, at most 8, find the faces of the next photos; on the CPU the
-// cores are the restorer's, so detection stays in line).
+// --detect-threads: -1 = auto (on a GPU the scene restorer is fast, so the faces of the next photos
+// are found on background threads while it runs; on the CPU the cores are the restorer's, so
+// detection stays in line).
 size_t detect_threads(const RunArgs& a, const std::vector<torch::Device>& devices) {
   int n = a.detect_threads;
   if (n < 0) {
     // All cores but two (the thread that feeds the GPU, the writer), at most 16: on the H100 machine
     // (16 cores) dlib's HOG at the default --min-face took 1.6 s a 512² photo, so 8 threads capped
     // the run at 4.8 photos/s; 15 threads did not slow the GPU worker (docs/pipeline.md, "GPU speed").
+    // With hog-torch (auto on CUDA) the scan itself runs on the GPU and a thread spends ~10 ms of
+    // CPU a photo (kernel launches, landmarks), so 4 threads keep ahead of the worker.
     const unsigned cores = std::max(3u, std::thread::hardware_concurrency());
-    n = any_cuda(devices) && face_detection_available() ? static_cast<int>(std::min(cores - 2, 16u)) : 0;
+    const bool on_gpu = a.detector == "hog-torch" || a.detector == "auto";
+    n = any_cuda(devices) && face_detection_available() ? static_cast<int>(std::min(cores - 2, on_gpu ? 4u : 16u)) : 0;
   }
   if (n > 0 && !face_detection_available())
     throw ArgumentError("--detect-threads " + std::to_string(n) + ": this build has no face detector (dlib)");
@@ -445,7 +456,8 @@ Command setup_restore(CLI::App& app, GlobalOptions&) {
       ->capture_default_str();
   sub->add_option("--detect-threads", a->detect_threads,
                   "Find the faces of the next N photos of a folder on N background threads while one is restored\n"
-                  "(-1 = auto: all cores but two, at most 16, with a GPU; 0 on the CPU; 0 = in line)")
+                  "(-1 = auto with a GPU: 4 for hog-torch, all cores but two (at most 16) for dlib's hog; 0 on the\n"
+                  "CPU; 0 = in line)")
       ->check(CLI::Range(-1, 64))
       ->capture_default_str();
   sub->add_flag("--no-face-paste", a->no_paste,
