@@ -10,7 +10,7 @@
 # are left out. Before the runs: the CUDA face tests (hog-torch on the GPU = on the CPU = dlib) and
 # both detectors on the first 20 photos (`faces`: faces found, boxes matched, seconds a photo).
 # Each configuration of CONFIGS ("label|restore flags" per line; default: the defaults, two
-# workers on the GPU, dlib's HOG on the CPU) is measured; then a profiled run of NP photos (default
+# workers on the GPU; session 14 also ran "--devices 0,0 --detector hog") is measured; then a profiled run of NP photos (default
 # 10) with PROFILE_ARGS (default: two workers): kernel time by stage (kernel_time.py).
 # Env: OUT (required), N (photos, default 100), NP, ARGS (extra restore flags for every run), CONFIGS.
 set -uo pipefail
@@ -59,8 +59,8 @@ ls $P/*.jpg | head -1 | xargs -I{} cp {} /tmp/tp_in1/
 ls $P/*.jpg | head -"$N" | xargs -I{} cp {} /tmp/tp_inN/
 F=build-gpu/bin/face2scene
 build-gpu/tests/test_cuda_faces 2>&1 | grep -E "^\[ +(OK|FAILED|SKIPPED) +\]|PASSED|Failure|faces" | tee "$OUT/cuda_tests.txt"
-# The two detectors on the same 20 photos: dlib's HOG (CPU, one thread) and hog-torch (CUDA).
-rm -rf /tmp/tp_in20 && mkdir -p /tmp/tp_in20 && ls $P/*.jpg | head -20 | xargs -I{} cp {} /tmp/tp_in20/
+# The two detectors on the same ND (default 20) photos: dlib's HOG (CPU, one thread) and hog-torch (CUDA).
+rm -rf /tmp/tp_in20 && mkdir -p /tmp/tp_in20 && ls $P/*.jpg | head -"${ND:-20}" | xargs -I{} cp {} /tmp/tp_in20/
 "$F" -q faces /tmp/tp_in20 --min-face 12 --detector hog --json /tmp/det_hog.json >/dev/null 2>&1
 "$F" -q faces /tmp/tp_in20 --min-face 12 --detector hog-torch --device cuda --json /tmp/det_torch.json >/dev/null 2>&1
 python3 - /tmp/det_hog.json /tmp/det_torch.json <<'PY' | tee "$OUT/detector_agreement.txt"
@@ -81,7 +81,7 @@ for k, i in a.items():
             matched += 1; dscore.append(abs(f["score"] - best["score"]))
 ta = [i["detect_seconds"] for i in a.values()][1:]; tb = [i["detect_seconds"] for i in b.values()][1:]
 print(f"detectors on {len(a)} photos (--min-face 12): dlib hog {na} faces, hog-torch (cuda) {nb}; {matched} of dlib's matched at IoU > 0.9, max |score diff| {max(dscore, default=0):.3f}")
-print(f"  seconds a photo (detection + landmarks, photos 2-20): dlib hog {sum(ta)/len(ta):.3f}, hog-torch cuda {sum(tb)/len(tb):.3f}")
+print(f"  seconds a photo (detection + landmarks, photos 2-{len(a)}): dlib hog {sum(ta)/len(ta):.3f}, hog-torch cuda {sum(tb)/len(tb):.3f}")
 PY
 run() {  # $1 = input folder, $2 = output folder, $3 = flags; prints seconds
   local t0 t1
@@ -93,8 +93,7 @@ run() {  # $1 = input folder, $2 = output folder, $3 = flags; prints seconds
 }
 "$F" -q restore /tmp/tp_in1 -o /tmp/tp_warm --device cuda ${ARGS:-} >/dev/null 2>&1  # caches, kernels' first load
 CONFIGS=${CONFIGS:-"defaults (hog-torch, 1 worker)|
-two workers on the GPU|--devices 0,0
-dlib hog on 14 CPU threads, two workers|--devices 0,0 --detector hog"}
+two workers on the GPU|--devices 0,0"}
 : >"$OUT/pipeline_speed.txt"
 best_per=""
 while IFS='|' read -r label flags; do

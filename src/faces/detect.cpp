@@ -4,7 +4,11 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <sstream>
+
+#include <c10/core/StreamGuard.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 
 #include "dlib_backend.hpp"
 #include "hog_torch.hpp"
@@ -52,6 +56,27 @@ torch::Tensor resize_grey(const torch::Tensor& t, double s, int& ow, int& oh) {
     r = F::adaptive_avg_pool2d(t, F::AdaptiveAvgPool2dFuncOptions({oh, ow}));
   }
   return r.round().clamp(0, 255);
+}
+
+// dlib's predictor reads pixels near the face only, so with hog-torch each face's neighbourhood
+// (its box grown by its own size on every side) comes from the device, not the whole scanned image
+// (11 MP for a 512² photo scanned for 12-px faces). Same points as on the whole image (tests).
+std::vector<std::vector<Point2f>> landmarks_in_crops(detail::DlibModels& models, const torch::Tensor& img,
+                                                     const std::vector<FaceBox>& boxes) {
+  const int64_t H = img.size(0), W = img.size(1);
+  std::vector<std::vector<Point2f>> out;
+  for (const auto& b : boxes) {
+    const double bw = b.width(), bh = b.height();
+    const int64_t x0 = std::clamp<int64_t>(std::floor(b.x0 - bw), 0, W), x1 = std::clamp<int64_t>(std::ceil(b.x1 + bw), 0, W);
+    const int64_t y0 = std::clamp<int64_t>(std::floor(b.y0 - bh), 0, H), y1 = std::clamp<int64_t>(std::ceil(b.y1 + bh), 0, H);
+    auto crop = img.slice(0, y0, y1).slice(1, x0, x1).to(torch::kUInt8).to(torch::kCPU).contiguous();
+    const detail::GreyView v{crop.data_ptr<uint8_t>(), static_cast<int>(x1 - x0), static_cast<int>(y1 - y0)};
+    const FaceBox local{b.x0 - x0, b.y0 - y0, b.x1 - x0, b.y1 - y0};
+    auto lm = detail::dlib_landmarks(models, v, {local}).at(0);
+    for (auto& p : lm) p.x += static_cast<float>(x0), p.y += static_cast<float>(y0);
+    out.push_back(std::move(lm));
+  }
+  return out;
 }
 
 std::vector<uint8_t> to_bytes(const torch::Tensor& t) {
@@ -151,12 +176,19 @@ std::vector<DetectedFace> FaceDetector::detect(const Image& image) const {
   auto as_tensor = [&](torch::Device d) {
     return torch::from_blob(const_cast<uint8_t*>(grey.data()), {1, 1, h, w}, torch::kUInt8).to(d).to(torch::kFloat32);
   };
+  torch::Tensor scanned;  // hog-torch: the scanned image, on its device
+  // On a GPU each call runs on a stream of its own from the pool: the pipeline detects on several
+  // threads while its worker runs the scene restorer, and on one shared stream every thread's
+  // synchronisation (the hits' download) would wait for all the others' kernels.
+  std::optional<c10::StreamGuard> stream;
   if (impl_->torch_hog) {
     torch::NoGradGuard no_grad;
-    auto t = as_tensor(impl_->torch_hog->device());
+    const torch::Device dev = impl_->torch_hog->device();
+    if (dev.is_cuda()) stream.emplace(c10::impl::getDeviceGuardImpl(dev.type())->getStreamFromGlobalPool(dev));
+    auto t = as_tensor(dev);
     if (resized) t = resize_grey(t, s, sw, sh);
-    raw = impl_->torch_hog->detect(t[0][0], o.min_score);
-    if (resized && o.landmarks && !raw.empty()) scaled = to_bytes(t);
+    scanned = t[0][0];
+    raw = impl_->torch_hog->detect(scanned, o.min_score);
   } else {
     if (resized) {
       torch::NoGradGuard no_grad;
@@ -203,7 +235,8 @@ std::vector<DetectedFace> FaceDetector::detect(const Image& image) const {
   // Landmarks on the scanned image: for small faces its interpolated pixels serve the
   // predictor better than the original's few pixels.
   if (o.landmarks && !faces.empty()) {
-    auto lms = detail::dlib_landmarks(*impl_->models, view, scan_boxes);
+    auto lms = scanned.defined() ? landmarks_in_crops(*impl_->models, scanned, scan_boxes)
+                                 : detail::dlib_landmarks(*impl_->models, view, scan_boxes);
     for (size_t i = 0; i < faces.size(); ++i) {
       auto& f = faces[i];
       f.landmarks68.clear();

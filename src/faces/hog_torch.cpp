@@ -91,6 +91,11 @@ TorchHogScanner::TorchHogScanner(const HogModel& model, torch::Device device) : 
                  .clone()
                  .to(device);
   bias_ = torch::from_blob(model_.bias.data(), {model_.filters, 1, 1}, f).clone().to(device);
+  // On CUDA the filter correlation (31 planes x 10x10 cells, 5 filters, ~19 GFLOP a 512² photo
+  // scanned for 12-px faces) runs in fp16 on tensor cores: in fp32 cuDNN chose SIMT kernels that
+  // took ~120 ms a photo on an H100 (docs/pipeline.md). Features are <= 0.4 and the sums
+  // accumulate in fp32, so scores move by ~1e-3.
+  if (device.is_cuda()) filters_ = filters_.to(torch::kHalf);
 }
 
 namespace {
@@ -149,7 +154,8 @@ std::vector<RawDetection> TorchHogScanner::detect(const torch::Tensor& grey_in, 
     // (rows-1)/2 before, rows/2 after; the valid correlation then covers every padded position.
     const int pr0 = (model_.rows - 1) / 2, pr1 = model_.rows / 2, pc0 = (model_.cols - 1) / 2, pc1 = model_.cols / 2;
     auto padded = torch::constant_pad_nd(feats, {pc0, pc1, pr0, pr1}).unsqueeze(0);
-    auto s = F::conv2d(padded, filters_).squeeze(0) - bias_;  // [filters, rows, cols]: the margin
+    auto s = F::conv2d(padded.to(filters_.scalar_type()), filters_).squeeze(0).to(torch::kFloat32) -
+             bias_;  // [filters, rows, cols]: the margin
     info.push_back({lv, s.size(1), s.size(2), offset});
     offset += s.numel();
     scores.push_back(s.flatten());

@@ -135,13 +135,30 @@ torch::Tensor paste_tone(const torch::Tensor& d) {
   // band's mean: the core is ~30 cells across, 500 sweeps settle it (~5 ms).
   const auto core = band.logical_not().expand_as(c);
   const auto bandf = band.to(torch::kFloat32);
-  c = torch::where(core, ((a * bandf).sum({1, 2}, true) / bandf.sum().clamp_min(1)).expand_as(c), c);
-  const int64_t C = a.size(0);
-  const auto k = torch::tensor({0.f, .25f, 0.f, .25f, 0.f, .25f, 0.f, .25f, 0.f}).view({1, 1, 3, 3}).expand({C, 1, 3, 3});
-  for (int it = 0; it < 500; ++it) {
-    auto avg = F::conv2d(F::pad(c.unsqueeze(0), F::PadFuncOptions({1, 1, 1, 1}).mode(torch::kReplicate)), k,
-                         F::Conv2dFuncOptions().groups(C))[0];
-    c = torch::where(core, avg, c);
+  c = torch::where(core, ((a * bandf).sum({1, 2}, true) / bandf.sum().clamp_min(1)).expand_as(c), c).contiguous();
+  // The sweeps in plain loops, not torch ops: 500 sweeps were 1,500 small ops whose thread-pool
+  // hand-offs, beside a GPU run's 14 detection threads, took 100s of ms a face (docs/pipeline.md).
+  {
+    const int64_t C = c.size(0);
+    const auto corec = band.logical_not()[0].contiguous();
+    const bool* is_core = corec.data_ptr<bool>();
+    float* cur = c.data_ptr<float>();
+    std::vector<float> next(cur, cur + C * n * n);
+    for (int it = 0; it < 500; ++it) {
+      for (int64_t ch = 0; ch < C; ++ch) {
+        const float* p = cur + ch * n * n;
+        float* q = next.data() + ch * n * n;
+        for (int64_t yy = 0; yy < n; ++yy)
+          for (int64_t xx = 0; xx < n; ++xx) {
+            if (!is_core[yy * n + xx]) continue;
+            // 4-neighbour mean, the border replicated
+            const float up = p[std::max<int64_t>(yy - 1, 0) * n + xx], dn = p[std::min<int64_t>(yy + 1, n - 1) * n + xx];
+            const float lf = p[yy * n + std::max<int64_t>(xx - 1, 0)], rt = p[yy * n + std::min<int64_t>(xx + 1, n - 1)];
+            q[yy * n + xx] = 0.25f * (up + lf + rt + dn);
+          }
+      }
+      std::copy(next.begin(), next.end(), cur);
+    }
   }
   const auto up = F::interpolate(c.unsqueeze(0), F::InterpolateFuncOptions()
                                                      .size(std::vector<int64_t>{N, N})
