@@ -95,13 +95,7 @@ TorchHogScanner::TorchHogScanner(const HogModel& model, torch::Device device) : 
   // scanned for 12-px faces) runs in fp16 on tensor cores: in fp32 cuDNN chose SIMT kernels that
   // took ~120 ms a photo on an H100 (docs/pipeline.md). Features are <= 0.4 and the sums
   // accumulate in fp32, so scores move by ~1e-3.
-  // Tensor-core kernels want channels in multiples of 8 and the NHWC layout: 31 planes and 5
-  // filters made cuDNN fall back to SIMT kernels (~50 ms a photo), so on CUDA the planes are padded
-  // to 32 and the filters to 8 with zeros, channels-last.
-  if (device.is_cuda())
-    filters_ = torch::constant_pad_nd(filters_, {0, 0, 0, 0, 0, 1, 0, 8 - model_.filters})
-                   .to(torch::kHalf)
-                   .contiguous(torch::MemoryFormat::ChannelsLast);
+  if (device.is_cuda()) filters_ = filters_.to(torch::kHalf);
 }
 
 namespace {
@@ -160,11 +154,7 @@ std::vector<RawDetection> TorchHogScanner::detect(const torch::Tensor& grey_in, 
     // (rows-1)/2 before, rows/2 after; the valid correlation then covers every padded position.
     const int pr0 = (model_.rows - 1) / 2, pr1 = model_.rows / 2, pc0 = (model_.cols - 1) / 2, pc1 = model_.cols / 2;
     auto padded = torch::constant_pad_nd(feats, {pc0, pc1, pr0, pr1}).unsqueeze(0);
-    if (filters_.size(1) != padded.size(1))  // CUDA: 32 planes, fp16, channels-last (see the constructor)
-      padded = torch::constant_pad_nd(padded, {0, 0, 0, 0, 0, filters_.size(1) - padded.size(1)})
-                   .to(filters_.scalar_type())
-                   .contiguous(torch::MemoryFormat::ChannelsLast);
-    auto s = F::conv2d(padded, filters_).squeeze(0).slice(0, 0, model_.filters).to(torch::kFloat32) -
+    auto s = F::conv2d(padded.to(filters_.scalar_type()), filters_).squeeze(0).to(torch::kFloat32) -
              bias_;  // [filters, rows, cols]: the margin
     info.push_back({lv, s.size(1), s.size(2), offset});
     offset += s.numel();
