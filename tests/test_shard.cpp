@@ -150,9 +150,15 @@ TEST(ShardCli, ShardsCoverTheFolderOnceManifestRerunsAndTwoWorkersAgree) {
   const auto two = f2s_test::run_cli("-q restore-face " + in + " -o " + dir + "/two --devices cpu,cpu" + common);
   ASSERT_EQ(two.exit_code, 0) << two.output;
   EXPECT_EQ(names_in(dir + "/two"), all);
+  // --workers 2: the same two workers on one device, named once.
+  const auto w2 = f2s_test::run_cli("-v restore-face " + in + " -o " + dir + "/w2 --workers 2" + common);
+  ASSERT_EQ(w2.exit_code, 0) << w2.output;
+  EXPECT_NE(w2.output.find("2 workers on cpu"), std::string::npos) << w2.output;
+  EXPECT_EQ(names_in(dir + "/w2"), all);
   for (const auto& n : names_in(dir + "/out1")) {  // shard 1's outputs (shard 0's were removed above)
     const Image a = read_image(dir + "/two/" + n), b = read_image(dir + "/out1/" + n);
     EXPECT_EQ(a.data, b.data) << n;
+    EXPECT_EQ(read_image(dir + "/w2/" + n).data, b.data) << n;
   }
   f2s_test::remove_tree(dir);
 }
