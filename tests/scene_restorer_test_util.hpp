@@ -36,6 +36,16 @@ inline face2scene::RRDBNetOptions tiny_rrdb(const face2scene::SceneRestorerOptio
   return bo;
 }
 // Random weights of the backbone `o` names, the same on every call.
+// x4plus at toy size: 2 RRDB blocks, width 16, growth 8; an adapter after each block + one after the body.
+inline face2scene::SceneRestorerOptions tiny_x4plus_options() {
+  auto o = tiny_options();
+  o.backbone = face2scene::RealEsrganModel::kX4Plus;
+  o.num_block = 2;
+  o.num_grow_ch = 8;
+  o.adapter_every = 1;
+  return o;
+}
+
 inline face2scene::TensorMap random_base(const face2scene::SceneRestorerOptions& o) {
   using namespace face2scene;
   torch::manual_seed(5);

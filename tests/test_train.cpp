@@ -20,6 +20,7 @@ using namespace face2scene;
 using f2s_test::random_base;
 using f2s_test::tiny_mapnet_options;
 using f2s_test::tiny_options;
+using f2s_test::tiny_x4plus_options;
 using f2s_test::tiny_rrdb;
 
 TEST(Sha256, KnownDigests) {
@@ -30,18 +31,6 @@ TEST(Sha256, KnownDigests) {
             "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
   EXPECT_EQ(sha256_hex(std::string(1000, 'a')).substr(0, 16), "41edece42d63e8d9");
 }
-
-namespace {
-// x4plus at toy size: 2 RRDB blocks, width 16, growth 8; an adapter after each block + one after the body.
-SceneRestorerOptions tiny_x4plus_options() {
-  auto o = tiny_options();
-  o.backbone = RealEsrganModel::kX4Plus;
-  o.num_block = 2;
-  o.num_grow_ch = 8;
-  o.adapter_every = 1;
-  return o;
-}
-}  // namespace
 
 TEST(SceneRestorer, StartsAsTheBaseModelAndConditioningThenMatters) {
   const auto o = tiny_options();

@@ -32,7 +32,7 @@ if [ ! -f "$DP/lib/cmake/dlib/dlibConfig.cmake" ]; then
   cmake --build /tmp/dlib_build -j"$(nproc)" 2>&1 | tail -2 && cmake --install /tmp/dlib_build >/dev/null
   echo "dlib built in $(( $(date +%s) - t0 )) s"
 fi
-F2S_DLIB_PREFIX="$DP" TARGETS="face2scene test_cuda_faces" bash scripts/gpu-build.sh build-gpu 2>&1 | tail -4
+F2S_DLIB_PREFIX="$DP" TARGETS="face2scene test_cuda_faces test_cuda_models" bash scripts/gpu-build.sh build-gpu 2>&1 | tail -4
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 M=.cache/lm68/shape_predictor_68_face_landmarks.dat
 if [ ! -f "$M" ]; then
@@ -58,7 +58,9 @@ rm -rf /tmp/tp_in1 /tmp/tp_inN /tmp/tp_o1 /tmp/tp_oN && mkdir -p /tmp/tp_in1 /tm
 ls $P/*.jpg | head -1 | xargs -I{} cp {} /tmp/tp_in1/
 ls $P/*.jpg | head -"$N" | xargs -I{} cp {} /tmp/tp_inN/
 F=build-gpu/bin/face2scene
-build-gpu/tests/test_cuda_faces 2>&1 | grep -E "^\[ +(OK|FAILED|SKIPPED) +\]|PASSED|Failure|faces" | tee "$OUT/cuda_tests.txt"
+for t in test_cuda_faces test_cuda_models; do
+  build-gpu/tests/$t 2>&1 | grep -E "^\[ +(OK|FAILED|SKIPPED) +\]|PASSED|Failure|faces"
+done | tee "$OUT/cuda_tests.txt"
 # The two detectors on the same ND (default 20) photos: dlib's HOG (CPU, one thread) and hog-torch (CUDA).
 rm -rf /tmp/tp_in20 && mkdir -p /tmp/tp_in20 && ls $P/*.jpg | head -"${ND:-20}" | xargs -I{} cp {} /tmp/tp_in20/
 "$F" -q faces /tmp/tp_in20 --min-face 12 --detector hog --json /tmp/det_hog.json >/dev/null 2>&1

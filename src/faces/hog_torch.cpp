@@ -87,15 +87,35 @@ torch::Tensor fhog_features(const torch::Tensor& grey, int cell) {
 
 TorchHogScanner::TorchHogScanner(const HogModel& model, torch::Device device) : model_(model), device_(device) {
   const auto f = torch::TensorOptions().dtype(torch::kFloat32);
+  // [filter, plane, row, col] -> [(filter, row), (plane, col)]: the correlation is one matrix
+  // product with the feature map unfolded along x (see correlate()).
   filters_ = torch::from_blob(model_.weights.data(), {model_.filters, model_.planes, model_.rows, model_.cols}, f)
+                 .permute({0, 2, 1, 3})
+                 .reshape({model_.filters * model_.rows, model_.planes * model_.cols})
                  .clone()
                  .to(device);
   bias_ = torch::from_blob(model_.bias.data(), {model_.filters, 1, 1}, f).clone().to(device);
-  // On CUDA the filter correlation (31 planes x 10x10 cells, 5 filters, ~19 GFLOP a 512² photo
-  // scanned for 12-px faces) runs in fp16 on tensor cores: in fp32 cuDNN chose SIMT kernels that
-  // took ~120 ms a photo on an H100 (docs/pipeline.md). Features are <= 0.4 and the sums
-  // accumulate in fp32, so scores move by ~1e-3.
+  // On CUDA in fp16 (tensor cores, fp32 accumulation): features are <= 0.4, scores move by ~1e-3.
   if (device.is_cuda()) filters_ = filters_.to(torch::kHalf);
+}
+
+// The filters' valid correlation with the padded fHOG map [planes, Hp, Wp] -> [filters, Hp - rows
+// + 1, Wp - cols + 1], as a matrix product: U[(plane, dx), y, x] = feats[plane, y, x + dx]; then
+// V[(filter, dy), y, x] = W · U, and out[filter, y, x] = sum over dy of V[(filter, dy), y + dy, x].
+// cuDNN's convolution on this shape (31 planes, 5 outputs, 10x10) picked SIMT kernels that took
+// ~60 ms a photo on an H100 (fp16) and ~120 ms (fp32) (docs/pipeline.md, "GPU speed"); a GEMM of
+// [50 x 310] by [310 x Hp*W] is what cuBLAS does well. On the CPU it is as fast as conv2d.
+torch::Tensor TorchHogScanner::correlate(const torch::Tensor& padded) const {
+  const int64_t P = padded.size(0), Hp = padded.size(1), W = padded.size(2) - model_.cols + 1;
+  const int64_t H = Hp - model_.rows + 1;
+  std::vector<torch::Tensor> cols;
+  const auto src = padded.to(filters_.scalar_type());
+  for (int dx = 0; dx < model_.cols; ++dx) cols.push_back(src.slice(2, dx, dx + W));
+  const auto U = torch::stack(cols, 1).reshape({P * model_.cols, Hp * W});
+  const auto V = torch::mm(filters_, U).view({model_.filters, model_.rows, Hp, W}).to(torch::kFloat32);
+  auto out = V.select(1, 0).slice(1, 0, H).clone();
+  for (int dy = 1; dy < model_.rows; ++dy) out += V.select(1, dy).slice(1, dy, dy + H);
+  return out;
 }
 
 namespace {
@@ -153,9 +173,7 @@ std::vector<RawDetection> TorchHogScanner::detect(const torch::Tensor& grey_in, 
     // Zero padding so that a window may hang over the border as in dlib's padded fHOG image:
     // (rows-1)/2 before, rows/2 after; the valid correlation then covers every padded position.
     const int pr0 = (model_.rows - 1) / 2, pr1 = model_.rows / 2, pc0 = (model_.cols - 1) / 2, pc1 = model_.cols / 2;
-    auto padded = torch::constant_pad_nd(feats, {pc0, pc1, pr0, pr1}).unsqueeze(0);
-    auto s = F::conv2d(padded.to(filters_.scalar_type()), filters_).squeeze(0).to(torch::kFloat32) -
-             bias_;  // [filters, rows, cols]: the margin
+    auto s = correlate(torch::constant_pad_nd(feats, {pc0, pc1, pr0, pr1})) - bias_;  // [filters, rows, cols]: the margin
     info.push_back({lv, s.size(1), s.size(2), offset});
     offset += s.numel();
     scores.push_back(s.flatten());

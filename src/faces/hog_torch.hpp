@@ -34,7 +34,8 @@ class TorchHogScanner {
  private:
   HogModel model_;
   torch::Device device_;
-  torch::Tensor filters_;  // [filters, 31, rows, cols]
+  torch::Tensor correlate(const torch::Tensor& padded) const;
+  torch::Tensor filters_;  // [(filter, row), (plane, col)]
   torch::Tensor bias_;     // [filters, 1, 1]
 };
 
