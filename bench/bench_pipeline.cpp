@@ -7,6 +7,9 @@
 //                  [--blind-face-consistency K] [--ref-face-consistency K]   (LFW runs; defaults otherwise)
 //                  [--reuse-lfw CSV]   (LFW: no-reference, blind and x4plus columns from an earlier run)
 //                  [--lfw-validation]  (LFW: the validation people instead of the held-out ones)
+//                  [--match-threshold T]  (LFW: Face2SceneOptions::match_threshold)
+//                  [--lfw-impostor]  (LFW: each person's reference is the next person's photo:
+//                                     every match is a false one)
 //
 // (a) solvay: scenes/solvay1927.jpg (2000×1333 grey, public domain) degraded exactly as
 //     `face2scene degrade solvay1927.jpg -o lq.png --preset moderate --seed 1` (×4 down: 500×333),
@@ -378,7 +381,9 @@ SolvayResult run_solvay(const Face2Scene& f2s, const Judge& judge, const std::st
 struct LfwRow {
   std::string person;
   int detected = 0, restored = 0;
-  bool matched = false;  // the face was matched to the reference person
+  bool matched = false;       // a face was matched to the reference person
+  bool matched_main = false;  // ... and it was the person's face (the clean photo's largest)
+  int matched_other = 0;      // faces matched that are not the person's
   std::map<std::string, double> id, lpips;  // "refs", "norefs", "x4plus"
 };
 
@@ -427,7 +432,8 @@ std::map<std::string, LfwRow> read_lfw_csv(const std::string& path) {
 }
 
 std::vector<LfwRow> run_lfw(const Face2Scene& f2s, const Face2Scene* gan, const Judge& judge, const std::string& data, int limit,
-                            const std::string& tmp, const std::map<std::string, LfwRow>& reuse, bool validation) {
+                            const std::string& tmp, const std::map<std::string, LfwRow>& reuse, bool validation,
+                            bool impostor) {
   torch::NoGradGuard ng;
   auto people = lfw_heldout(data, validation ? 5 : 0);
   std::printf("lfw: %zu %s people with two photos\n", people.size(), validation ? "validation" : "held-out");
@@ -437,7 +443,8 @@ std::vector<LfwRow> run_lfw(const Face2Scene& f2s, const Face2Scene* gan, const 
   const Upscaler x4plus(uo);
   FaceDetector gt_detector{DetectOptions{}};
   std::vector<LfwRow> rows;
-  for (const auto& [name, files] : people) {
+  for (size_t pi = 0; pi < people.size(); ++pi) {
+    const auto& [name, files] = people[pi];
     LfwRow r;
     r.person = name;
     const Image clean = read_image(files[0]);
@@ -455,7 +462,8 @@ std::vector<LfwRow> run_lfw(const Face2Scene& f2s, const Face2Scene* gan, const 
     // The reference: the person's other photo, alone in a folder (load_reference_set's layout).
     const std::string refdir = tmp + "/" + name;
     fs::create_directories(refdir);
-    fs::copy_file(files[1], refdir + "/" + fs::path(files[1]).filename().string(), fs::copy_options::overwrite_existing);
+    const std::string ref = impostor ? people[(pi + 1) % people.size()].second[1] : files[1];
+    fs::copy_file(ref, refdir + "/" + fs::path(ref).filename().string(), fs::copy_options::overwrite_existing);
     ReferenceSet refs;
     try {
       refs = load_reference_set(refdir, f2s.detector(), *f2s.descriptor(), f2s.geometry().face_size);
@@ -485,7 +493,16 @@ std::vector<LfwRow> run_lfw(const Face2Scene& f2s, const Face2Scene* gan, const 
     if (!reused) out["x4plus"] = rgb(x4plus.upscale(lq));
     r.detected = with.faces_detected;
     r.restored = with.faces_restored;
-    for (const auto& f : with.faces) r.matched = r.matched || !f.person.empty();
+    // Which face took the reference: the person's (the clean photo's largest face, at the LQ scale)
+    // or another one (a false match).
+    const float k = float(lq.width) / float(clean.width);
+    const FaceBox main{gt_faces[0].box.x0 * k, gt_faces[0].box.y0 * k, gt_faces[0].box.x1 * k, gt_faces[0].box.y1 * k};
+    for (const auto& f : with.faces) {
+      if (f.person.empty()) continue;
+      r.matched = true;
+      if (box_iou(f.box, main) > 0.3f) r.matched_main = true;
+      else ++r.matched_other;
+    }
     for (auto& [k, t] : out) {
       t = resize_images(t.unsqueeze(0), gt.size(1), gt.size(2), ResizeMode::kBicubic).clamp(0, 1)[0];
       r.id[k] = (judge.describe(t, gt_faces[0].points5) - gt_desc).norm().item<double>();
@@ -582,6 +599,7 @@ int main(int argc, char** argv) try {
   set_num_threads(std::stoi(args.get("--threads", "0")));
   if (args.has("--blind-face-consistency")) base_options().blind_face_consistency = std::stod(args.get("--blind-face-consistency", ""));
   if (args.has("--ref-face-consistency")) base_options().ref_face_consistency = std::stod(args.get("--ref-face-consistency", ""));
+  if (args.has("--match-threshold")) base_options().match_threshold = std::stof(args.get("--match-threshold", ""));
   if (args.has("--memory-child")) return memory_child(args);
   const std::string data = args.get("--data", f2s_bench::data_dir());
   const std::string out = args.get("-o", "out/bench_pipeline");
@@ -702,7 +720,8 @@ int main(int argc, char** argv) try {
     const std::map<std::string, LfwRow> reuse =
         args.has("--reuse-lfw") ? read_lfw_csv(args.get("--reuse-lfw", "")) : std::map<std::string, LfwRow>{};
     const bool validation = args.has("--lfw-validation");
-    const auto rows = run_lfw(f2s, gan.get(), judge, data, limit, tmp, reuse, validation);
+    const bool impostor = args.has("--lfw-impostor");
+    const auto rows = run_lfw(f2s, gan.get(), judge, data, limit, tmp, reuse, validation, impostor);
     std::vector<std::string> keys{"refs", "norefs", "blind", "x4plus"};
     if (gan) keys.insert(keys.end(), {"gan_norefs", "gan_blind"});
     fs::remove_all(tmp);
@@ -710,16 +729,17 @@ int main(int argc, char** argv) try {
     csv << "person,detected,restored,matched";
     for (const auto& k : keys) csv << ",id_" << k;
     for (const auto& k : keys) csv << ",lpips_" << k;
-    csv << "\n";
+    csv << ",matched_main,matched_other\n";
     std::map<std::string, std::vector<double>> id, lp;
-    int matched = 0, restored = 0;
+    int matched = 0, restored = 0, matched_main = 0, matched_other = 0;
     for (const auto& r : rows) {
       csv << r.person << "," << r.detected << "," << r.restored << "," << r.matched;
       for (const auto& k : keys) csv << "," << fmt(r.id.at(k), 4);
       for (const auto& k : keys) csv << "," << fmt(r.lpips.at(k), 4);
-      csv << "\n";
+      csv << "," << r.matched_main << "," << r.matched_other << "\n";
       for (const auto& k : keys) id[k].push_back(r.id.at(k)), lp[k].push_back(r.lpips.at(k));
       matched += r.matched, restored += r.restored > 0;
+      matched_main += r.matched_main, matched_other += r.matched_other;
     }
     const auto did = metrics::paired_bootstrap_ci(id["refs"], id["norefs"], resamples);
     const auto dlp = metrics::paired_bootstrap_ci(lp["refs"], lp["norefs"], resamples);
@@ -730,7 +750,10 @@ int main(int argc, char** argv) try {
     if (limit > 0) md << ", --limit " << limit;
     md << ")\n\nEach person's first 250² photo degraded (moderate, seed fixed per person), their other photo the reference. "
           "Face restored in "
-       << restored << ", matched to the reference in " << matched << ". Mean [95 % bootstrap CI], paired differences.\n\n";
+       << restored << ", matched to the reference in " << matched << " (the person's face " << matched_main
+       << " times, another face " << matched_other << " times; match threshold "
+       << fmt(base_options().match_threshold, 2) << (impostor ? "; **impostor run**: each reference is the next person's photo, so every match is false" : "")
+       << "). Mean [95 % bootstrap CI], paired differences.\n\n";
     md << "| criterion (issue #19) | measured | |\n|---|---|---|\n";
     md << "| identity distance, with refs − without: CI below 0 | " << fmt_ci(did, 3, true) << " | " << yes(did.hi < 0) << " |\n";
     md << "| whole-photo LPIPS, with refs − without: no worse (CI upper end ≤ +0.005) | " << fmt_ci(dlp, 4, true) << " | "
