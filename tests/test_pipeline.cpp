@@ -301,6 +301,13 @@ TEST(Pipeline, ReferencesMatchTheRightPersonAndSkipBadPhotos) {
   bool listed = false;
   for (const auto& w : rw.warnings) listed = listed || w.find("match no reference person") != std::string::npos;
   EXPECT_TRUE(listed);
+  // Face2SceneOptions::match_threshold (restore --match-threshold) decides: just above the
+  // stranger's distance the face takes the stranger's photos; at 0 not even Alice's own.
+  Face2SceneOptions loose = o, strict = o;
+  loose.match_threshold = rw.faces[0].match_distance + 0.01f;
+  EXPECT_FALSE(f2s.restore(photo, wrong, loose).faces[0].person.empty());
+  strict.match_threshold = 0.f;
+  EXPECT_TRUE(f2s.restore(photo, refs, strict).faces[0].person.empty());
   // Pinned: face 0 uses bob whatever the descriptor says.
   o.face_refs[0] = "bob";
   const auto rp = f2s.restore(photo, refs, o);
