@@ -14,6 +14,7 @@
 #include <optional>
 #include <thread>
 
+#include <ATen/ThreadLocalState.h>
 #include <c10/core/DeviceGuard.h>
 
 #include <nlohmann/json.hpp>
@@ -270,16 +271,24 @@ void run_batch(const RunArgs& a, const std::string& label, const std::vector<Pro
     std::lock_guard<std::mutex> lock(mu);
     failures.push_back({src, why});
   };
-  auto prepare_async = [&prepare](const std::string& path) {
-    return std::async(std::launch::async, [&prepare, path]() { return prepare(path); });
-  };
   lookahead = std::max<size_t>(1, lookahead);
   std::optional<TraceProfile> profile;
   if (!a.profile_trace.empty())
     profile.emplace(a.profile_trace, any_cuda(devices));
+  // LibTorch's thread-local state (the profiler's callbacks among it) does not follow std::thread:
+  // without this, a --profile-trace of several workers or detection threads recorded their kernels
+  // but not the f2s:: stage scopes around them.
+  const at::ThreadLocalState tls;
+  auto prepare_async = [&prepare, &tls](const std::string& path) {
+    return std::async(std::launch::async, [&prepare, &tls, path]() {
+      at::ThreadLocalStateGuard g(tls);
+      return prepare(path);
+    });
+  };
   Progress progress(label, static_cast<int64_t>(todo.size()));
   std::atomic<size_t> cursor{0};
   auto worker = [&](const Processor& process, const torch::Device& device) {
+    at::ThreadLocalStateGuard tls_guard(tls);
     // Tensors made without a device index land on this worker's GPU.
     c10::DeviceGuard guard(device);
     std::deque<std::pair<std::string, std::future<void>>> pending;  // (input, write)
