@@ -95,24 +95,23 @@ TorchHogScanner::TorchHogScanner(const HogModel& model, torch::Device device) : 
                  .clone()
                  .to(device);
   bias_ = torch::from_blob(model_.bias.data(), {model_.filters, 1, 1}, f).clone().to(device);
-  // On CUDA in fp16 (tensor cores, fp32 accumulation): features are <= 0.4, scores move by ~1e-3.
-  if (device.is_cuda()) filters_ = filters_.to(torch::kHalf);
 }
 
 // The filters' valid correlation with the padded fHOG map [planes, Hp, Wp] -> [filters, Hp - rows
 // + 1, Wp - cols + 1], as a matrix product: U[(plane, dx), y, x] = feats[plane, y, x + dx]; then
 // V[(filter, dy), y, x] = W · U, and out[filter, y, x] = sum over dy of V[(filter, dy), y + dy, x].
 // cuDNN's convolution on this shape (31 planes, 5 outputs, 10x10) picked SIMT kernels that took
-// ~60 ms a photo on an H100 (fp16) and ~120 ms (fp32) (docs/pipeline.md, "GPU speed"); a GEMM of
-// [50 x 310] by [310 x Hp*W] is what cuBLAS does well. On the CPU it is as fast as conv2d.
+// ~60 ms a photo on an H100 in fp16 and ~120 ms in fp32 (docs/pipeline.md, "GPU speed"); a GEMM of
+// [50 x 310] by [310 x Hp*W] is what cuBLAS does well: ~19 GFLOP a 512² photo scanned for 12-px
+// faces, well under a millisecond even in fp32, so it stays fp32 (scores as on the CPU). On the
+// CPU it is as fast as conv2d.
 torch::Tensor TorchHogScanner::correlate(const torch::Tensor& padded) const {
   const int64_t P = padded.size(0), Hp = padded.size(1), W = padded.size(2) - model_.cols + 1;
   const int64_t H = Hp - model_.rows + 1;
   std::vector<torch::Tensor> cols;
-  const auto src = padded.to(filters_.scalar_type());
-  for (int dx = 0; dx < model_.cols; ++dx) cols.push_back(src.slice(2, dx, dx + W));
+  for (int dx = 0; dx < model_.cols; ++dx) cols.push_back(padded.slice(2, dx, dx + W));
   const auto U = torch::stack(cols, 1).reshape({P * model_.cols, Hp * W});
-  const auto V = torch::mm(filters_, U).view({model_.filters, model_.rows, Hp, W}).to(torch::kFloat32);
+  const auto V = torch::mm(filters_, U).view({model_.filters, model_.rows, Hp, W});
   auto out = V.select(1, 0).slice(1, 0, H).clone();
   for (int dy = 1; dy < model_.rows; ++dy) out += V.select(1, dy).slice(1, dy, dy + H);
   return out;
