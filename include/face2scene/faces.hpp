@@ -53,7 +53,7 @@ struct DetectOptions {
   // CPU. "hog-torch": the same detector (dlib's filters, fHOG features, pyramid and suppression)
   // computed with torch ops on `device`: on a GPU a photo is scanned in milliseconds instead of
   // seconds of one core; boxes and scores agree with dlib's up to float rounding. "auto":
-  // hog-torch when `device` is CUDA, else hog (Face2Scene sets `device` to its own for auto).
+  // hog-torch when `device` is CUDA, else hog (Face2Scene sets `device` to its own).
   // Landmarks always run on the CPU (dlib).
   std::string detector = "auto";
   torch::Device device = torch::kCPU;

@@ -167,7 +167,8 @@ struct Face2SceneConfig {
   std::string fadex;
   TileOptions tiles{256, 32, 12};        // the scene restorer's tiles (input pixels; 0 = whole image)
   // Faces from 12 px up are looked for (the photo is upsampled 80/12 ≈ 6.7× for HOG, within
-  // DetectOptions::max_detect_pixels): a group photo degraded ×4 has faces of 12–17 px.
+  // DetectOptions::max_detect_pixels): a group photo degraded ×4 has faces of 12–17 px. Its
+  // `device` is replaced by this config's (hog-torch, auto on CUDA, scans there).
   DetectOptions detect = default_detect_options();
   static DetectOptions default_detect_options() {
     DetectOptions d;

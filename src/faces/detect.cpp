@@ -189,15 +189,13 @@ std::vector<DetectedFace> FaceDetector::detect(const Image& image) const {
     if (resized) t = resize_grey(t, s, sw, sh);
     scanned = t[0][0];
     raw = impl_->torch_hog->detect(scanned, o.min_score);
-  } else {
-    if (resized) {
-      torch::NoGradGuard no_grad;
-      scaled = to_bytes(resize_grey(as_tensor(torch::kCPU), s, sw, sh));
-    }
-    raw = detail::dlib_hog_detect(*impl_->models, {resized ? scaled.data() : grey.data(), sw, sh}, o.min_score);
+  } else if (resized) {
+    torch::NoGradGuard no_grad;
+    scaled = to_bytes(resize_grey(as_tensor(torch::kCPU), s, sw, sh));
   }
   const double sx = static_cast<double>(sw) / w, sy = static_cast<double>(sh) / h;
-  detail::GreyView view{resized ? scaled.data() : grey.data(), sw, sh};
+  const detail::GreyView view{resized ? scaled.data() : grey.data(), sw, sh};  // dlib's hog only
+  if (!impl_->torch_hog) raw = detail::dlib_hog_detect(*impl_->models, view, o.min_score);
 
   // dlib suppresses overlaps within its own decision, but a weak hit of another pose filter can
   // sit half on a found face (seen on Solvay 1927). HOG boxes are tight (brows to chin), so real

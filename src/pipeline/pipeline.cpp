@@ -239,7 +239,7 @@ Face2Scene::Face2Scene(const Face2SceneConfig& config) : config_(config), m_(std
   // Without dlib (the GPU build) the caller passes detections (Face2SceneOptions::faces).
   if (face_detection_available()) {
     DetectOptions d = config.detect;
-    if (d.detector == "auto") d.device = config.device;  // hog-torch on a GPU pipeline
+    d.device = config.device;  // hog-torch (auto on a GPU) scans on the pipeline's device
     m_->detector = std::make_unique<FaceDetector>(d);
   } else {
     load_warnings_.push_back("no face detector in this build (dlib): faces must be given (Face2SceneOptions::faces)");

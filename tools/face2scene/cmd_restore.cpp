@@ -153,8 +153,7 @@ Face2SceneConfig make_config(const RunArgs& a, bool scene, const torch::Device& 
   c.tiles.margin = 12;
   c.load_scene_restorer = scene;
   c.detect.min_face = a.min_face;
-  c.detect.detector = a.detector;
-  c.detect.device = device;  // hog-torch runs on the worker's device
+  c.detect.detector = a.detector;  // on the worker's device (Face2Scene's)
   return c;
 }
 
