@@ -94,7 +94,7 @@ run() {  # $1 = input folder, $2 = output folder, $3 = flags; prints seconds
   python3 -c "print(f'{$t1 - $t0:.2f}')"
 }
 "$F" -q restore /tmp/tp_in1 -o /tmp/tp_warm --device cuda ${ARGS:-} >/dev/null 2>&1  # caches, kernels' first load
-CONFIGS=${CONFIGS:-"defaults (hog-torch, 1 worker)|
+CONFIGS=${CONFIGS:-"defaults (hog-torch, 2 workers on CUDA)|
 two workers on the GPU|--devices 0,0"}
 : >"$OUT/pipeline_speed.txt"
 best_per=""

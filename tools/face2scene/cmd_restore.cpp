@@ -121,16 +121,17 @@ std::vector<torch::Device> parse_devices(const RunArgs& a) {
 
 // --workers N: N workers (model copies) on each device. One worker feeds its GPU from one thread,
 // and its CPU work between kernels (alignment, launches, syncs) leaves the GPU idle: on the H100,
-// 100 photos 512² → 2048² ran at 3.15 photos/s with 1, 5.22 with 2, 6.07 with 3 and 6.03 with 4
-// (docs/pipeline.md, "GPU speed"). Auto: 3 on a CUDA device, 1 on the CPU (its cores are the
-// restorer's already).
+// 100 photos 512² → 2048² ran (session 15, after the GPU's own time a photo fell from 139 to 53 ms)
+// at 5.16 photos/s with 1, 10.6–12.8 with 2, 10.4–10.5 with 3 and 7.2 with 4: past 2 the workers
+// only contend (docs/pipeline.md, "GPU speed"). Auto: 2 on a CUDA device, 1 on the CPU (its cores
+// are the restorer's already).
 std::vector<torch::Device> with_workers(const RunArgs& a, const std::vector<torch::Device>& devices) {
   // Files named one by one (no folder): no more workers than files, each copy costs ~0.5 s to load.
   size_t files = 0;
   for (const auto& in : a.inputs) files += fs::is_directory(in) ? 1000 : 1;
   std::vector<torch::Device> out;
   for (const auto& d : devices) {
-    int n = a.workers > 0 ? a.workers : (d.is_cuda() ? 3 : 1);
+    int n = a.workers > 0 ? a.workers : (d.is_cuda() ? 2 : 1);
     if (a.workers <= 0) n = static_cast<int>(std::min<size_t>(n, std::max<size_t>(files, 1)));
     // --devices 0,0 names its workers itself.
     if (a.workers <= 0 && std::count(devices.begin(), devices.end(), d) > 1) n = 1;
@@ -421,7 +422,7 @@ void add_common(CLI::App* sub, RunArgs& a) {
                   "GPU indices (0,1,2,3) or devices (cuda:0,cpu,…); overrides --device");
   sub->add_option("--workers", a.workers,
                   "Workers (model copies, each on its own thread) per device: on a GPU one thread cannot keep it busy\n"
-                  "(-1 or 0 = auto: 3 on CUDA, 1 on the CPU; use 1 on a GPU with little memory)")
+                  "(-1 or 0 = auto: 2 on CUDA, 1 on the CPU; use 1 on a GPU with little memory)")
       ->check(CLI::Range(-1, 16))
       ->capture_default_str();
   sub->add_option("--shard", a.shard,
