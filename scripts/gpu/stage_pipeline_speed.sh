@@ -24,6 +24,7 @@ DATA="${F2S_DATA:-../shared/data}"
 LM=/usr/share/dlib/shape_predictor_68_face_landmarks.dat
 [ -f "$LM" ] || { echo "needs libdlib-data ($LM)" >&2; exit 1; }
 [ -x build/bin/face2scene ] || { echo "build face2scene first (build/bin/face2scene)" >&2; exit 1; }
+/usr/bin/python3 -c "import PIL" 2>/dev/null || { echo "needs Debian's python3-pil (apt-get install python3-pil)" >&2; exit 1; }
 
 # dlib's sources: `apt-get source` with a deb-src line of its own (the machine's sources.list has none).
 if [ ! -s .cache/dlib_src/dlib_src.tar.xz ]; then
