@@ -24,7 +24,9 @@
 //     Writes a grid of faces (degraded | x4plus | general-x4v3 | ours | clean). --ablation also
 //     runs ours with Ref-FR's own tone pasted (Face2SceneOptions::match_paste_tone off). The table
 //     also scores "ours, no paste" (the same run without pasted faces), so the paste's own effect
-//     on identity and LPIPS is measured. --peer-cache DIR keeps the two Real-ESRGAN outputs (8-bit
+//     on identity and LPIPS is measured, and two ceilings made from the clean photo (×¼ or ×½ by
+//     area, back by bicubic: no blur, noise or JPEG), how close a restorer that invents nothing
+//     could come at these face sizes. --peer-cache DIR keeps the two Real-ESRGAN outputs (8-bit
 //     PNGs, exactly what `upscale` writes) keyed by the build's degraded input, so a rerun that
 //     changes only ours skips them (x4plus alone takes ~7 min on the 2-core CPU).
 // (b) lfw: the held-out LFW people (every 10th person folder sorted by name, as
@@ -163,7 +165,9 @@ const std::vector<std::pair<std::string, std::string>>& solvay_methods() {
                                                                     {"x4plus", "Real-ESRGAN x4plus"},
                                                                     {"general-x4v3", "Real-ESRGAN general-x4v3"},
                                                                     {"ours", "ours (face2scene restore)"},
-                                                                    {"ours-scene", "ours, no paste (scene restorer only)"}};
+                                                                    {"ours-scene", "ours, no paste (scene restorer only)"},
+                                                                    {"clean-x4", "ceiling, not a method: the clean photo ×¼ (area) and back ×4 (bicubic)"},
+                                                                    {"clean-x2", "ceiling, not a method: the clean photo ×½ (area) and back ×2 (bicubic)"}};
   return m;
 }
 
@@ -240,6 +244,12 @@ SolvayResult run_solvay(const Face2Scene& f2s, const Judge& judge, const std::st
   std::map<std::string, torch::Tensor> out;
   auto t0 = Clock::now();
   out["bicubic"] = resize_images(rgb(lq).unsqueeze(0), H, W, ResizeMode::kBicubic).clamp(0, 1)[0];
+  // Ceilings: what a face keeps of its identity after a plain ×4 (×2) downscale of the clean photo,
+  // no blur, noise or JPEG: how close any restorer that invents nothing could come at this size.
+  for (const auto& [key, f] : {std::pair<std::string, int64_t>{"clean-x4", 4}, {"clean-x2", 2}}) {
+    const auto small = resize_images(gt_c.unsqueeze(0), H / f, W / f, ResizeMode::kArea);
+    out[key] = resize_images(small, H, W, ResizeMode::kBicubic).clamp(0, 1)[0];
+  }
   for (const auto& [key, model] : {std::pair<std::string, RealEsrganModel>{"x4plus", RealEsrganModel::kX4Plus},
                                    {"general-x4v3", RealEsrganModel::kGeneralX4V3}}) {
     t0 = Clock::now();
