@@ -29,6 +29,26 @@ torch::Tensor seamless_paste_face(const torch::Tensor& face, const torch::Tensor
   return face + pipeline_detail::paste_tone(scene - face);
 }
 
+namespace {
+// The bounding box (x0, y0, x1, y1), in output pixels, of an aligned square of `side` pixels
+// mapped back by `back` (aligned -> output), pixel edges included.
+std::array<double, 4> footprint_bounds(const Similarity& back, double side) {
+  double x0 = 1e30, y0 = 1e30, x1 = -1e30, y1 = -1e30;
+  for (double u : {-0.5, side - 0.5})
+    for (double v : {-0.5, side - 0.5}) {
+      const Point2f p = back.apply({static_cast<float>(u), static_cast<float>(v)});
+      x0 = std::min<double>(x0, p.x), x1 = std::max<double>(x1, p.x);
+      y0 = std::min<double>(y0, p.y), y1 = std::max<double>(y1, p.y);
+    }
+  return {x0, y0, x1, y1};
+}
+
+// `m` (output -> aligned) for a region of the output whose pixel (0, 0) is output pixel (x0, y0).
+Similarity from_region_origin(const Similarity& m, int64_t x0, int64_t y0) {
+  return {m.a, m.b, m.tx + m.a * x0 - m.b * y0, m.ty + m.b * x0 + m.a * y0};
+}
+}  // namespace
+
 namespace pipeline_detail {
 
 torch::Tensor resize(const torch::Tensor& x, int64_t h, int64_t w) {
@@ -47,19 +67,6 @@ torch::Tensor resize(const torch::Tensor& x, int64_t h, int64_t w) {
   return x.dim() == 3 ? y[0] : y;
 }
 
-// The bounding box (x0, y0, x1, y1), in output pixels, of an aligned square of `side` pixels
-// mapped back by `back` (aligned -> output), pixel edges included.
-std::array<double, 4> footprint_bounds(const Similarity& back, double side) {
-  double x0 = 1e30, y0 = 1e30, x1 = -1e30, y1 = -1e30;
-  for (double u : {-0.5, side - 0.5})
-    for (double v : {-0.5, side - 0.5}) {
-      const Point2f p = back.apply({static_cast<float>(u), static_cast<float>(v)});
-      x0 = std::min<double>(x0, p.x), x1 = std::max<double>(x1, p.x);
-      y0 = std::min<double>(y0, p.y), y1 = std::max<double>(y1, p.y);
-    }
-  return {x0, y0, x1, y1};
-}
-
 // paste_face on the face's footprint only: paste_face returns a whole new image, and at ×4 a
 // 3200x2120 output copied once per face cost more than everything else of the paste stage.
 void paste_in_place(torch::Tensor& y, const torch::Tensor& face, const Similarity& photo_to_aligned, double scale) {
@@ -74,10 +81,7 @@ void paste_in_place(torch::Tensor& y, const torch::Tensor& face, const Similarit
   const int64_t ry1 = std::clamp<int64_t>(static_cast<int64_t>(std::ceil(y1)) + 3, 0, H);
   if (rx1 <= rx0 || ry1 <= ry0) return;
   auto region = y.slice(1, ry0, ry1).slice(2, rx0, rx1);
-  // Region pixel q is output pixel q + (rx0, ry0).
-  const auto& m = out_to_aligned;
-  const Similarity local{m.a, m.b, m.tx + m.a * rx0 - m.b * ry0, m.ty + m.b * rx0 + m.a * ry0};
-  region.copy_(paste_face(region, face, local, PasteOptions{}, 1.0));
+  region.copy_(paste_face(region, face, from_region_origin(out_to_aligned, rx0, ry0), PasteOptions{}, 1.0));
 }
 
 // align_face on the face's footprint only: align_face reflects the border of whatever it is given,
@@ -94,9 +98,9 @@ torch::Tensor align_face_region(const torch::Tensor& y, const Similarity& out_to
   // Footprint inside the photo: the crop is the same as on the whole image. Otherwise (the square
   // leaves the photo) the whole image, so the reflection is the photo's own.
   if (rx0 > 0 && ry0 > 0 && rx1 < W && ry1 < H) {
-    const auto& m = out_to_aligned;
-    const Similarity local{m.a, m.b, m.tx + m.a * rx0 - m.b * ry0, m.ty + m.b * rx0 + m.a * ry0};
-    return align_face(y.slice(1, ry0, ry1).slice(2, rx0, rx1), local, static_cast<int>(side)).image;
+    return align_face(y.slice(1, ry0, ry1).slice(2, rx0, rx1), from_region_origin(out_to_aligned, rx0, ry0),
+                      static_cast<int>(side))
+        .image;
   }
   return align_face(y, out_to_aligned, static_cast<int>(side)).image;
 }

@@ -122,7 +122,7 @@ std::vector<torch::Device> parse_devices(const RunArgs& a) {
 // --workers N: N workers (model copies) on each device. One worker feeds its GPU from one thread,
 // and its CPU work between kernels (alignment, launches, syncs) leaves the GPU idle: on the H100,
 // 100 photos 512² → 2048² ran (session 15, after the GPU's own time a photo fell from 139 to 53 ms)
-// at 5.16 photos/s with 1, 10.6–12.8 with 2, 10.4–10.5 with 3 and 7.2 with 4: past 2 the workers
+// at 5.16 photos/s with 1, 9.3–12.8 with 2, 10.4–10.5 with 3 and 7.2 with 4: past 2 the workers
 // only contend (docs/pipeline.md, "GPU speed"). Auto: 2 on a CUDA device, 1 on the CPU (its cores
 // are the restorer's already).
 std::vector<torch::Device> with_workers(const RunArgs& a, const std::vector<torch::Device>& devices) {
