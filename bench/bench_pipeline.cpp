@@ -4,7 +4,9 @@
 //   bench_pipeline --models weights [--data ../shared/data] [-o docs/results] [--grid PNG]
 //                  [--limit N] [--parts solvay,lfw,memory] [--memory-size 2449x1633] [--threads N]
 //                  [--ablation] [--peer-cache DIR] [--gan-models DIR]
-//                  [--blind-face-consistency K] [--ref-face-consistency K]   (LFW runs; defaults otherwise)
+//                  [--blind-face-consistency K] [--ref-face-consistency K]
+//                  [--blind-face-fidelity W] [--ref-face-fidelity W]   (Face2SceneOptions; defaults otherwise)
+//                  [--scene FILE]  (solvay: another photo judged the same way, e.g. scenes/group/*.jpg)
 //                  [--reuse-lfw CSV]   (LFW: no-reference, blind and x4plus columns from an earlier run)
 //                  [--lfw-validation]  (LFW: the validation people instead of the held-out ones)
 //                  [--match-threshold T]  (LFW: Face2SceneOptions::match_threshold)
@@ -216,11 +218,10 @@ Face2SceneOptions& base_options() {
   return o;
 }
 
-SolvayResult run_solvay(const Face2Scene& f2s, const Judge& judge, const std::string& data, const std::string& grid_path,
+SolvayResult run_solvay(const Face2Scene& f2s, const Judge& judge, const std::string& path, const std::string& grid_path,
                         bool ablation, const std::string& peer_cache) {
   torch::NoGradGuard ng;
   SolvayResult R;
-  const std::string path = data + "/scenes/solvay1927.jpg";
   const Image clean = read_image(path);
   // Exactly `face2scene degrade solvay1927.jpg --preset moderate --seed 1` (seed mixed with the
   // file name, JPEG by libjpeg on the CPU).
@@ -274,7 +275,7 @@ SolvayResult run_solvay(const Face2Scene& f2s, const Judge& judge, const std::st
     std::printf("solvay: %s %.1f s\n", key.c_str(), R.seconds[key]);
   }
   t0 = Clock::now();
-  Face2SceneOptions o;
+  Face2SceneOptions o = base_options();
   const auto res = f2s.restore(lq, {}, o);
   R.seconds["ours"] = since(t0);
   out["ours"] = rgb(res.image);
@@ -609,11 +610,17 @@ int main(int argc, char** argv) try {
   set_num_threads(std::stoi(args.get("--threads", "0")));
   if (args.has("--blind-face-consistency")) base_options().blind_face_consistency = std::stod(args.get("--blind-face-consistency", ""));
   if (args.has("--ref-face-consistency")) base_options().ref_face_consistency = std::stod(args.get("--ref-face-consistency", ""));
+  if (args.has("--blind-face-fidelity")) base_options().blind_face_fidelity = std::stod(args.get("--blind-face-fidelity", ""));
+  if (args.has("--ref-face-fidelity")) base_options().ref_face_fidelity = std::stod(args.get("--ref-face-fidelity", ""));
   if (args.has("--match-threshold")) base_options().match_threshold = std::stof(args.get("--match-threshold", ""));
   if (args.has("--memory-child")) return memory_child(args);
   const std::string data = args.get("--data", f2s_bench::data_dir());
   const std::string out = args.get("-o", "out/bench_pipeline");
   const std::string parts = args.get("--parts", "solvay,lfw,memory");
+  // --scene: another photo judged as Solvay is (the settings are chosen on scenes/group/ photos,
+  // then confirmed on Solvay).
+  const std::string scene = args.get("--scene", data + "/scenes/solvay1927.jpg");
+  const bool scene_is_solvay = fs::path(scene).filename() == "solvay1927.jpg";
   const int limit = std::stoi(args.get("--limit", "30"));
   const int resamples = 2000;
   std::string grid = args.get("--grid", "");
@@ -639,7 +646,7 @@ int main(int argc, char** argv) try {
      << "  \nDate: " << now_utc() << "\n\n";
 
   if (parts.find("solvay") != std::string::npos) {
-    const auto R = run_solvay(f2s, judge, data, grid, args.has("--ablation"), args.get("--peer-cache", ""));
+    const auto R = run_solvay(f2s, judge, scene, grid, args.has("--ablation"), args.get("--peer-cache", ""));
     std::ofstream csv(out + "/pipeline_bench_solvay.csv");
     csv << "face,x0,y0,x1,y1,degraded_side,detected,restored,status,id_bicubic,id_x4plus,id_general_x4v3,id_ours,id_ours_no_paste,paste_step,paste_step_raw_tone,paste_step_core\n";
     int ours_better = 0, scene_better = 0, n = 0;
@@ -661,7 +668,7 @@ int main(int argc, char** argv) try {
     int restored_gt = 0;
     for (const auto& f : R.faces) restored_gt += f.restored;
     const double frac_restored = n ? double(restored_gt) / n : 0, frac_better = n ? double(ours_better) / n : 0;
-    md << "## Solvay 1927, moderate (seed 1), ×4\n\n";
+    md << "## " << (scene_is_solvay ? std::string("Solvay 1927") : fs::path(scene).filename().string()) << ", moderate (seed 1), ×4\n\n";
     md << "Degradation (truth): " << R.degradation_truth << ".  \nRead by FaDeX from the faces: " << R.degradation_read
        << ".  \nOutputs " << R.out_w << "×" << R.out_h << "; the clean photo is cropped to that size for LPIPS.\n\n";
     md << "| criterion (issue #19) | measured | |\n|---|---|---|\n";

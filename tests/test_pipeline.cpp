@@ -76,10 +76,12 @@ double coarse_gap(const torch::Tensor& y, const torch::Tensor& scene, const std:
   return sum / std::max(n, 1);
 }
 
-// `img` restored with `o`, without the pasted faces, and with the blind-face consistency step off:
+// `img` restored with `o` (fidelity mix off), without the pasted faces, and with the blind-face consistency step off:
 // the coarse gaps of the first and the last to the second, {on, off}, over `faces`.
 std::pair<double, double> consistency_gaps(const Face2Scene& f2s, const Image& img, Face2SceneOptions o,
                                            const std::vector<FaceResult>& faces) {
+  // The consistency step alone: the fidelity mix (default 0.5) would pull both toward the input.
+  o.blind_face_fidelity = o.ref_face_fidelity = 0;
   const auto run = [&]() { return image_to_tensor(f2s.restore(img, {}, o).image, torch::kCPU); };
   const auto on = run();
   o.paste_faces = false;
@@ -377,6 +379,58 @@ TEST(Pipeline, SmallFacesOfAGroupAreFoundAndRestored) {
   o.scale = 4;
   const auto [gap_on, gap_off] = consistency_gaps(f2s, small, o, r.faces);
   EXPECT_LT(gap_on, 0.5 * gap_off) << "consistent " << gap_on << ", off " << gap_off;
+}
+
+// --blind-face-fidelity W: a blind face becomes (1 − W) × the restored face + W × the input face, so
+// over the faces' boxes the output, brought back to the input's size, strays less from the input's
+// bicubic ×4 as W grows (the restored face's invented features are what moves it): at W = 1 the
+// faces are that upscale's own, up to the paste's resampling.
+TEST(Pipeline, BlindFaceFidelityMixesTheInputFaceIn) {
+  F2S_REQUIRE_PIPELINE();
+  const Image full = read_image(example());
+  const Image small = resized(full, full.width / 4, full.height / 4);
+  Face2Scene f2s(config());
+  Face2SceneOptions o;
+  o.measure_identity = false;
+  // Without the tone match: it shifts a face's core by the membrane of its border's difference to
+  // the scene restorer's output, which at W = 1 is the restorer's whole change of tone there.
+  o.match_paste_tone = false;
+  // The input as its bicubic ×4 shows it, back at its own size (bicubic then area is a slight blur).
+  const auto in = F::avg_pool2d(F::interpolate(image_to_tensor(small, torch::kCPU).unsqueeze(0),
+                                               F::InterpolateFuncOptions()
+                                                   .size(std::vector<int64_t>{small.height * 4, small.width * 4})
+                                                   .mode(torch::kBicubic)
+                                                   .align_corners(false))
+                                    .clamp(0, 1),
+                                F::AvgPool2dFuncOptions(4))[0];
+  std::vector<double> gap;
+  std::vector<FaceResult> faces;
+  for (const double w : {0.0, 0.5, 1.0}) {
+    o.blind_face_fidelity = w;
+    const auto r = f2s.restore(small, {}, o);
+    if (faces.empty()) faces = r.faces;
+    const auto y = F::avg_pool2d(image_to_tensor(r.image, torch::kCPU).unsqueeze(0), F::AvgPool2dFuncOptions(4))[0];
+    double sum = 0;
+    int n = 0;
+    for (const auto& f : faces) {
+      if (f.status != "restored" || f.paste_side == 0) continue;
+      // The middle half of the box: the face's core, away from the blend band.
+      const double cx = (f.box.x0 + f.box.x1) / 2, cy = (f.box.y0 + f.box.y1) / 2, h = std::min(f.box.width(), f.box.height()) / 4;
+      const int64_t x0 = std::lround(cx - h), y0 = std::lround(cy - h), s = std::max<int64_t>(4, std::lround(2 * h));
+      sum += (y - in).slice(1, y0, y0 + s).slice(2, x0, x0 + s).abs().mean().item<double>(), ++n;
+    }
+    ASSERT_GE(n, 5);
+    gap.push_back(sum / n);
+  }
+  EXPECT_LT(gap[1], 0.8 * gap[0]) << gap[0] << " " << gap[1];
+  EXPECT_LT(gap[2], 0.8 * gap[1]) << gap[1] << " " << gap[2];
+  std::printf("coarse gap to the input at W = 0, 0.5, 1: %.4f %.4f %.4f\n", gap[0], gap[1], gap[2]);
+  // References are not blind: a fidelity for them alone leaves a blind run unchanged.
+  o.blind_face_fidelity = 0;
+  o.ref_face_fidelity = 1;
+  const auto same = image_to_tensor(f2s.restore(small, {}, o).image, torch::kCPU);
+  o.ref_face_fidelity = 0;
+  EXPECT_TRUE(torch::equal(same, image_to_tensor(f2s.restore(small, {}, o).image, torch::kCPU)));
 }
 
 // At ×1 the photo is large in pixels and, as the models were trained (FaceGeometry::

@@ -175,6 +175,7 @@ TEST(ServeApi, RefusesBadRequestsWithClearMessages) {
       {"negative blind_paste_min", {{"image", photo, "c.png", "image/png"}, {"options", R"({"blind_paste_min":-3})", "", ""}}, 400, "blind_paste_min must be"},
       {"blind_paste_min as a string", {{"image", photo, "c.png", "image/png"}, {"options", R"({"blind_paste_min":"16"})", "", ""}}, 400, "wrong type"},
       {"blind_face_consistency 9", {{"image", photo, "c.png", "image/png"}, {"options", R"({"blind_face_consistency":9})", "", ""}}, 400, "blind_face_consistency must be"},
+      {"ref_face_fidelity 1.5", {{"image", photo, "c.png", "image/png"}, {"options", R"({"ref_face_fidelity":1.5})", "", ""}}, 400, "ref_face_fidelity must be"},
       {"pin to nobody", {{"image", photo, "c.png", "image/png"}, {"options", R"({"face_refs":{"0":"Bob"}})", "", ""}}, 400, "no reference photo"},
       {"bad face number", {{"image", photo, "c.png", "image/png"}, {"options", R"({"face_refs":{"x1":"Bob"}})", "", ""}}, 400, "not a face number"},
       {"person as a path", {{"image", photo, "c.png", "image/png"}, {"ref:../../etc", photo, "r.png", "image/png"}}, 400, "person name"},

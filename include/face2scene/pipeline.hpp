@@ -213,6 +213,16 @@ struct Face2SceneOptions {
   double blind_face_consistency = 1;
   // The same for faces restored from a reference person's photos (0 = off: Ref-FR's face as it is).
   double ref_face_consistency = 1.5;  // chosen on LFW validation people (docs/pipeline.md)
+  // Fidelity to the input: after the consistency step a face restored blind becomes
+  // (1 − w) × face + w × the input face (the degraded photo's face as Ref-FR was given it, bicubic
+  // up to the paste side). Ref-FR's face is one guess at the person and the input is the only
+  // evidence; mixing the two keeps what the pixels hold of who it is (docs/pipeline.md,
+  // "Fidelity to the input"). 0 = Ref-FR's face; 1 = the degraded face itself. In [0, 1]. 0.5 was
+  // chosen on validation data (scenes/group/ photos and the LFW validation people), not on Solvay.
+  double blind_face_fidelity = 0.5;
+  // The same for faces restored from a reference person's photos (0.5 keeps the references'
+  // advantage over blind faces on the LFW validation people, which 0 with a blind 0.5 lost).
+  double ref_face_fidelity = 0.5;
   // Paste seamlessly (Poisson-style): the blend band shows the scene restorer's output and the
   // face's core Ref-FR's face, shifted by the membrane fill of its difference to the scene, so the
   // paste leaves no colour or brightness step at its border (docs/pipeline.md, "The paste

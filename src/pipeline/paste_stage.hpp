@@ -21,6 +21,11 @@ void paste_in_place(torch::Tensor& y, const torch::Tensor& face, const Similarit
 // align_face of y on the face's footprint (plus a margin) only, with the same result.
 torch::Tensor align_face_region(const torch::Tensor& y, const Similarity& out_to_aligned, int64_t side);
 
+// The photo x [3,H,W]'s face, bicubic ×scale and aligned to side² at that scale (photo_to_aligned
+// maps the photo to the side² square): the input face at the output's resolution, on `device`.
+torch::Tensor input_face_at_scale(const torch::Tensor& x, const Similarity& photo_to_aligned, int64_t side, double scale,
+                                  const torch::Device& device);
+
 // The paste band's tone correction of a face square from d = scene − face (seamless_paste_face).
 torch::Tensor paste_tone(const torch::Tensor& d);
 

@@ -57,6 +57,16 @@ int64_t consistency_side(const Work& w, const Face2SceneOptions& o, double detai
   return std::llround((w.person < 0 ? o.blind_face_consistency : o.ref_face_consistency) * w.native / detail_divisor);
 }
 
+// Face2SceneOptions::blind_face_fidelity / ref_face_fidelity: (1 − w) × face + w × the input face
+// (the photo x's face at the output's scale `ps`; t maps the photo to the face's square).
+torch::Tensor mix_input(const torch::Tensor& face, const Work& w, const Face2SceneOptions& o, const torch::Tensor& x,
+                        const Similarity& t, double ps) {
+  const double f = w.person < 0 ? o.blind_face_fidelity : o.ref_face_fidelity;
+  if (f <= 0) return face;
+  const auto in = input_face_at_scale(x, t, face.size(-1), ps, face.device()).to(face.scalar_type());
+  return ((1 - f) * face + f * in).clamp(0, 1);
+}
+
 
 DegradationSummary weighted_summary(const std::vector<DegradationSummary>& s, const std::vector<double>& w) {
   std::vector<float> acc(DegradationSummary::kSize, 0.f);
@@ -548,6 +558,7 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
         const auto low = resize(resize(sc, S, S), N, N);
         auto face = (resize(restored, N, N) + (sc - low)).clamp(0, 1);
         face = keep_input_structure(face, sc, consistency_side(w, options, detail_divisor), std::min(S, N));
+        face = mix_input(face, w, options, x, tn, ps);
         if (options.match_paste_tone) face = seamless_paste_face(face, sc).clamp(0, 1);
         built.emplace_back(face, tn);
         fr.paste_side = N;
@@ -555,11 +566,13 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
       } else {
         auto face = restored;
         const int64_t k = consistency_side(w, options, detail_divisor);
+        torch::Tensor sc;
         if (options.scene && (options.match_paste_tone || (k >= 4 && k < S))) {
-          const auto sc = align_face_region(y, on_scaled_image(w.t, ps), S);
+          sc = align_face_region(y, on_scaled_image(w.t, ps), S);
           face = keep_input_structure(face, sc, k, S);
-          if (options.match_paste_tone) face = seamless_paste_face(face, sc).clamp(0, 1);
         }
+        face = mix_input(face, w, options, x, w.t, ps);
+        if (options.scene && options.match_paste_tone) face = seamless_paste_face(face, sc).clamp(0, 1);
         built.emplace_back(face, w.t);
         fr.paste_side = std::min<int64_t>(want, S);
       }

@@ -436,6 +436,10 @@ struct Server::Impl {
           fo.blind_face_consistency = in_range(v, k, 0, 8, "0 (off) to 8");
         } else if (k == "ref_face_consistency") {
           fo.ref_face_consistency = in_range(v, k, 0, 8, "0 (off) to 8");
+        } else if (k == "blind_face_fidelity") {
+          fo.blind_face_fidelity = in_range(v, k, 0, 1, "0 (the restored face) to 1 (the input face)");
+        } else if (k == "ref_face_fidelity") {
+          fo.ref_face_fidelity = in_range(v, k, 0, 1, "0 (the restored face) to 1 (the input face)");
         } else if (k == "largest_face") {
           fo.largest_face = v.get<bool>();
         } else if (k == "faces_only") {

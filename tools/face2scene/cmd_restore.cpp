@@ -38,9 +38,10 @@ struct RunArgs {
   std::string profile_trace, detector = "auto";
   std::vector<std::string> face_refs;
   int scale = 4, tile = -1, max_faces = 64, min_face = 12, detect_threads = -1, workers = -1;
-  // The consistency defaults are the library's (Face2SceneOptions), so the two cannot drift apart.
+  // The consistency and fidelity defaults are the library's (Face2SceneOptions), so the two cannot drift apart.
   double realism = 0, blind_paste_min = 0, blind_face_consistency = Face2SceneOptions{}.blind_face_consistency,
-         ref_face_consistency = Face2SceneOptions{}.ref_face_consistency;
+         ref_face_consistency = Face2SceneOptions{}.ref_face_consistency,
+         blind_face_fidelity = Face2SceneOptions{}.blind_face_fidelity, ref_face_fidelity = Face2SceneOptions{}.ref_face_fidelity;
   float match_threshold = Face2SceneOptions{}.match_threshold;
   bool blind = false, largest_face = false, skip_existing = false, side_by_side = false, aligned = false,
        no_detail_transfer = false, no_paste = false;
@@ -496,6 +497,17 @@ Command setup_restore(CLI::App& app, GlobalOptions&) {
                   "The same for faces restored from a person's reference photos (0 = Ref-FR's face as it is)")
       ->check(CLI::Range(0.0, 8.0))
       ->capture_default_str();
+  sub->add_option("--blind-face-fidelity", a->blind_face_fidelity,
+                  "Faces restored without references become (1 - W) x the restored face + W x the input face\n"
+                  "(the degraded photo's face, upscaled): 0 = the restored face as it is, 1 = the input face.\n"
+                  "Higher keeps more of who the person is and less of the restorer's invented detail\n"
+                  "(docs/pipeline.md, \"Fidelity to the input\")")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  sub->add_option("--ref-face-fidelity", a->ref_face_fidelity,
+                  "The same for faces restored from a person's reference photos")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
   sub->add_option("--detect-threads", a->detect_threads,
                   "Find the faces of the next N photos of a folder on N background threads while one is restored\n"
                   "(-1 = auto with a GPU: 4 for hog-torch, all cores but two (at most 16) for dlib's hog; 0 on the\n"
@@ -533,6 +545,8 @@ Command setup_restore(CLI::App& app, GlobalOptions&) {
             o.blind_paste_min = a->blind_paste_min;
             o.blind_face_consistency = a->blind_face_consistency;
             o.ref_face_consistency = a->ref_face_consistency;
+            o.blind_face_fidelity = a->blind_face_fidelity;
+            o.ref_face_fidelity = a->ref_face_fidelity;
             o.match_threshold = a->match_threshold;
             // References are decoded once and shared, read-only, by every worker.
             const ReferenceSet refs = load_refs(*a, *f2s[0], o.face_refs);
