@@ -214,10 +214,10 @@ struct Face2SceneOptions {
   // The same for faces restored from a reference person's photos (0 = off: Ref-FR's face as it is).
   double ref_face_consistency = 1.5;  // chosen on LFW validation people (docs/pipeline.md)
   // Fidelity to the input: after the consistency step a face restored blind becomes
-  // (1 − w) × face + w × the input face (the degraded photo's face as Ref-FR was given it, bicubic
-  // up to the paste side). Ref-FR's face is one guess at the person and the input is the only
-  // evidence; mixing the two keeps what the pixels hold of who it is (docs/pipeline.md,
-  // "Fidelity to the input"). 0 = Ref-FR's face; 1 = the degraded face itself. In [0, 1]. 0.5 was
+  // (1 − w) × face + w × the input face (the photo's own face, bicubic to the output's scale and
+  // aligned there). Not in restore-face (scene = false: Ref-FR alone). Ref-FR's face is one guess
+  // at the person and the input is the only evidence; mixing the two keeps what the pixels hold of
+  // who it is (docs/pipeline.md, "Fidelity to the input"). 0 = Ref-FR's face; 1 = the degraded face itself. In [0, 1]. 0.5 was
   // chosen on validation data (scenes/group/ photos and the LFW validation people), not on Solvay.
   double blind_face_fidelity = 0.5;
   // The same for faces restored from a reference person's photos (0.5 keeps the references'

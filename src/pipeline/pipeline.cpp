@@ -571,7 +571,8 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
           sc = align_face_region(y, on_scaled_image(w.t, ps), S);
           face = keep_input_structure(face, sc, k, S);
         }
-        face = mix_input(face, w, options, x, w.t, ps);
+        // restore-face (no scene) is Ref-FR alone: its faces are pasted as Ref-FR made them.
+        if (options.scene) face = mix_input(face, w, options, x, w.t, ps);
         if (options.scene && options.match_paste_tone) face = seamless_paste_face(face, sc).clamp(0, 1);
         built.emplace_back(face, w.t);
         fr.paste_side = std::min<int64_t>(want, S);
