@@ -165,6 +165,10 @@ async function restore() {
   const options = { scale: +$('opt-scale').value, paste_faces: $('opt-paste').checked, blind: $('opt-blind').checked };
   const minPaste = +$('opt-blind-paste-min').value;
   if (minPaste > 0) options.blind_paste_min = minPaste;
+  // One weight for faces with and without references, as the defaults are (the server refuses
+  // values outside [0, 1] with a message).
+  const fidelity = parseFloat($('opt-face-fidelity').value);
+  if (Number.isFinite(fidelity)) options.blind_face_fidelity = options.ref_face_fidelity = fidelity;
   if (Object.keys(state.pins).length) options.face_refs = { ...state.pins };
   $('restore-btn').disabled = true;
   $('progress').hidden = false; setProgress(0, 'uploading');
