@@ -76,8 +76,8 @@ double coarse_gap(const torch::Tensor& y, const torch::Tensor& scene, const std:
   return sum / std::max(n, 1);
 }
 
-// `img` restored with `o` (fidelity mix off), without the pasted faces, and with the blind-face consistency step off:
-// the coarse gaps of the first and the last to the second, {on, off}, over `faces`.
+// `img` restored with `o` (fidelity mix off), without the pasted faces, and with the blind-face
+// consistency step off: the coarse gaps of the first and the last to the second, {on, off}, over `faces`.
 std::pair<double, double> consistency_gaps(const Face2Scene& f2s, const Image& img, Face2SceneOptions o,
                                            const std::vector<FaceResult>& faces) {
   // The consistency step alone: the fidelity mix (default 0.5) would pull both toward the input.
@@ -424,7 +424,7 @@ TEST(Pipeline, BlindFaceFidelityMixesTheInputFaceIn) {
   }
   EXPECT_LT(gap[1], 0.8 * gap[0]) << gap[0] << " " << gap[1];
   EXPECT_LT(gap[2], 0.8 * gap[1]) << gap[1] << " " << gap[2];
-  std::printf("coarse gap to the input at W = 0, 0.5, 1: %.4f %.4f %.4f\n", gap[0], gap[1], gap[2]);
+  std::printf("gap to the input at its own size, W = 0, 0.5, 1: %.4f %.4f %.4f\n", gap[0], gap[1], gap[2]);
   // References are not blind: a fidelity for them alone leaves a blind run unchanged.
   o.blind_face_fidelity = 0;
   o.ref_face_fidelity = 1;
