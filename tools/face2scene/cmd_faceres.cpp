@@ -17,6 +17,7 @@
 
 #include "cli_common.hpp"
 #include "face2scene/core.hpp"
+#include "face2scene/degrade.hpp"
 #include "face2scene/faceres.hpp"
 #include "face2scene/faces.hpp"
 #include "face2scene/identity.hpp"
@@ -160,6 +161,7 @@ struct FaceresLfwOptions {
   int align_size = 256;
   int min_face = 80;
   int batch = 32;
+  int shrink = 0;
 };
 
 // The face nearest the image centre (LFW images are centred on the named person).
@@ -239,6 +241,11 @@ Command setup_faceres_lfw(CLI::App& app, GlobalOptions& g) {
   sub->add_option("--json", o->json, "Write every configuration's results to this file");
   sub->add_option("--device", o->device, "cpu, cuda, cuda:N or auto")->capture_default_str();
   sub->add_option("--batch", o->batch, "Faces per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
+  sub->add_option("--shrink", o->shrink,
+                  "Judge faces that hold only PX pixels: every aligned face area-downscaled to PX x PX and bicubic\n"
+                  "back (the FFHQ square of a Solvay 1927 face degraded x4 is 22-31 px; 0 = as aligned)")
+      ->check(CLI::Range(0, 4096))
+      ->capture_default_str();
   sub->footer("Distance: Euclidean between unit-length embeddings (faceres) or raw descriptors (dlib).\n"
               "Example:\n  face2scene --threads 2 faceres-lfw --aligned /tmp/lfw_ffhq --config caffe:1:0 --config rgb255:1:0");
   return {sub, [o, &g]() {
@@ -259,6 +266,10 @@ Command setup_faceres_lfw(CLI::App& app, GlobalOptions& g) {
             std::vector<torch::Tensor> faces;
             for (const auto& f : used) faces.push_back(image_to_tensor(read_image(aligned.at(f)).to_rgb(), torch::kCPU, torch::kFloat32, true));
             auto all = torch::stack(faces);
+            if (o->shrink > 0) {
+              const int64_t S = all.size(-1);
+              all = resize_images(resize_images(all, o->shrink, o->shrink, ResizeMode::kArea), S, S, ResizeMode::kBicubic).clamp(0, 1);
+            }
             std::map<std::string, int64_t> index;
             for (size_t i = 0; i < used.size(); ++i) index[used[i]] = static_cast<int64_t>(i);
 
