@@ -7,6 +7,7 @@
 //                  [--blind-face-consistency K] [--ref-face-consistency K]
 //                  [--blind-face-fidelity W] [--ref-face-fidelity W]   (Face2SceneOptions; defaults otherwise)
 //                  [--scene FILE]  (solvay: another photo judged the same way, e.g. scenes/group/*.jpg)
+//                  [--scale 4|2|1]  (solvay: ours at this scale, judged at the clean photo's size)
 //                  [--reuse-lfw CSV]   (LFW: no-reference, blind and x4plus columns from an earlier run)
 //                  [--lfw-validation]  (LFW: the validation people instead of the held-out ones)
 //                  [--match-threshold T]  (LFW: Face2SceneOptions::match_threshold)
@@ -290,38 +291,44 @@ SolvayResult run_solvay(const Face2Scene& f2s, const Judge& judge, const std::st
   }
   t0 = Clock::now();
   Face2SceneOptions o = base_options();
-  const auto res = f2s.restore(lq, {}, o);
+  // --scale: ×4 by default. ×1 restores the degraded photo bicubic-resized back to the clean size
+  // (as `degrade --keep-size` gives it); ×2 is judged after a bicubic ×2 to the clean size. The
+  // paste-border steps are measured at ×4 only.
+  const Image in = o.scale == 1 ? tensor_to_image(out["bicubic"], 8) : lq;
+  const double box_to_out = o.scale == 1 ? 1.0 : 4.0;  // a face box of ours → the clean photo's pixels
+  const auto judged = [&](const Image& im) { return to_size(rgb(im), H, W); };
+  const auto res = f2s.restore(in, {}, o);
   R.seconds["ours"] = since(t0);
-  out["ours"] = rgb(res.image);
+  out["ours"] = judged(res.image);
   R.degradation_read = res.degradation_words;
   std::printf("solvay: ours %.1f s, %d detected, %d restored\n", R.seconds["ours"], res.faces_detected, res.faces_restored);
   // The same run without pasted faces (same code, same scene restorer): the paste's own change.
   o.paste_faces = false;
   t0 = Clock::now();
-  out["ours-scene"] = rgb(f2s.restore(lq, {}, o).image);
+  out["ours-scene"] = judged(f2s.restore(in, {}, o).image);
   const auto& scene_only = out["ours-scene"];
   R.seconds["ours-scene"] = since(t0);
   if (ablation) {  // Ref-FR's own tone pasted (Face2SceneOptions::match_paste_tone off)
     o.paste_faces = true;
     o.match_paste_tone = false;
-    out["ours-raw-tone"] = rgb(f2s.restore(lq, {}, o).image);
+    out["ours-raw-tone"] = judged(f2s.restore(in, {}, o).image);
     o.match_paste_tone = true;
     for (const double k : kConsistencyAblation) {
       o.blind_face_consistency = k;
-      out[consistency_key(k)] = rgb(f2s.restore(lq, {}, o).image);
+      out[consistency_key(k)] = judged(f2s.restore(in, {}, o).image);
     }
     o.blind_face_consistency = Face2SceneOptions{}.blind_face_consistency;
     o.largest_face = true;
-    out["ours-largest-face"] = rgb(f2s.restore(lq, {}, o).image);
+    out["ours-largest-face"] = judged(f2s.restore(in, {}, o).image);
     o.largest_face = false;
     o.blind = true;
-    out["ours-blind-restorer"] = rgb(f2s.restore(lq, {}, o).image);
+    out["ours-blind-restorer"] = judged(f2s.restore(in, {}, o).image);
   }
 
   // Detected / restored against the ground truth.
   R.ours_detected = res.faces_detected;
   for (const auto& fr : res.faces) {
-    const double cx = (fr.box.x0 + fr.box.x1) * 2.0, cy = (fr.box.y0 + fr.box.y1) * 2.0;  // ×4 of the centre
+    const double cx = (fr.box.x0 + fr.box.x1) * 0.5 * box_to_out, cy = (fr.box.y0 + fr.box.y1) * 0.5 * box_to_out;
     int best = -1;
     double bd = 1e30;
     for (size_t i = 0; i < R.faces.size(); ++i) {
@@ -335,11 +342,12 @@ SolvayResult run_solvay(const Face2Scene& f2s, const Judge& judge, const std::st
     }
     auto& g = R.faces[size_t(best)];
     g.detected = true;
-    g.deg_side = std::min(fr.box.width(), fr.box.height());
+    g.deg_side = std::min(fr.box.width(), fr.box.height()) * 4.0 / box_to_out;
     g.status = fr.status;
     if (fr.status == "restored") {
       g.restored = true;
       ++R.ours_restored;
+      if (o.scale != 4) continue;
       // The face's paste mask in the output, as the pipeline pasted it.
       const int64_t S = f2s.geometry().face_size;
       const int64_t side = fr.detail_transfer ? fr.paste_side : S;
@@ -631,6 +639,7 @@ int main(int argc, char** argv) try {
   if (args.has("--ref-face-consistency")) base_options().ref_face_consistency = std::stod(args.get("--ref-face-consistency", ""));
   if (args.has("--blind-face-fidelity")) base_options().blind_face_fidelity = std::stod(args.get("--blind-face-fidelity", ""));
   if (args.has("--ref-face-fidelity")) base_options().ref_face_fidelity = std::stod(args.get("--ref-face-fidelity", ""));
+  if (args.has("--scale")) base_options().scale = std::stoi(args.get("--scale", ""));
   if (args.has("--match-threshold")) base_options().match_threshold = std::stof(args.get("--match-threshold", ""));
   if (args.has("--memory-child")) return memory_child(args);
   const std::string data = args.get("--data", f2s_bench::data_dir());
@@ -699,6 +708,11 @@ int main(int argc, char** argv) try {
     for (const auto& f : R.faces) restored_gt += f.restored;
     const double frac_restored = n ? double(restored_gt) / n : 0, frac_better = n ? double(ours_better) / n : 0;
     md << "## " << (scene_is_solvay ? std::string("Solvay 1927") : fs::path(scene).filename().string()) << ", moderate (seed 1), ×4\n\n";
+    if (base_options().scale != 4)
+      md << "Ours at **×" << base_options().scale << "** (`--scale`): "
+         << (base_options().scale == 1 ? "the degraded photo bicubic back to the clean size, restored at ×1"
+                                       : "restored ×2, then bicubic ×2 to the clean size for judging")
+         << "; the other methods at ×4; no paste-border steps.\n\n";
     md << "Degradation (truth): " << R.degradation_truth << ".  \nRead by FaDeX from the faces: " << R.degradation_read
        << ".  \nOutputs " << R.out_w << "×" << R.out_h << "; the clean photo is cropped to that size for LPIPS.\n\n";
     md << "| criterion (issue #19) | measured | |\n|---|---|---|\n";
