@@ -342,7 +342,7 @@ SolvayResult run_solvay(const Face2Scene& f2s, const Judge& judge, const std::st
     }
     auto& g = R.faces[size_t(best)];
     g.detected = true;
-    g.deg_side = std::min(fr.box.width(), fr.box.height()) * 4.0 / box_to_out;
+    g.deg_side = std::min(fr.box.width(), fr.box.height()) * box_to_out / 4.0;  // in the degraded (¼-size) photo
     g.status = fr.status;
     if (fr.status == "restored") {
       g.restored = true;
