@@ -94,6 +94,18 @@ TEST(FacesGeometry, SimilarityFitRecoversTransformAndIgnoresOneOutlier) {
   EXPECT_GT(err(plain), 4.0);
 }
 
+// boxes_overlap: the intersection against a share of the smaller box (the detector's suppression
+// and the pipeline's second look), not against the union as box_iou.
+TEST(FacesGeometry, BoxesOverlapBySharesOfTheSmallerBox) {
+  const FaceBox a{0, 0, 10, 10};
+  EXPECT_TRUE(boxes_overlap(a, {7, 0, 17, 10}));    // 30 of 100
+  EXPECT_FALSE(boxes_overlap(a, {8, 0, 18, 10}));   // 20 of 100
+  EXPECT_TRUE(boxes_overlap(a, {2, 2, 5, 5}));      // a small box inside a large one: all of it
+  EXPECT_LT(box_iou(a, {2, 2, 5, 5}), 0.1f);        // which IoU would call apart
+  EXPECT_FALSE(boxes_overlap(a, {20, 20, 30, 30}));
+  EXPECT_TRUE(boxes_overlap(a, {8, 0, 18, 10}, 0.1f));
+}
+
 TEST(FacesGeometry, TemplateScalesFrom512) {
   const auto t512 = ffhq_template(512), t256 = ffhq_template(256);
   EXPECT_NEAR(t512[0].x, 192.98, 0.01);

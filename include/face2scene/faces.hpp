@@ -35,6 +35,10 @@ struct FaceBox {
   float height() const { return y1 - y0; }
 };
 float box_iou(const FaceBox& a, const FaceBox& b);
+// True when the boxes' intersection exceeds `share` of the smaller box's area. HOG boxes are tight
+// (brows to chin), so two faces' boxes hardly overlap: the detector drops a weaker box that a
+// stronger one covers this way, and the pipeline's second look takes a face as found before.
+bool boxes_overlap(const FaceBox& a, const FaceBox& b, float share = 0.25f);
 
 struct DetectedFace {
   FaceBox box;
@@ -88,6 +92,9 @@ class FaceDetector {
   // is ignored). An image without faces gives an empty list. Thread-safe: several threads may
   // detect with one FaceDetector at once (each borrows its own copy of the HOG scanner).
   std::vector<DetectedFace> detect(const Image& image) const;
+  // The same with another smallest face than DetectOptions::min_face (the pipeline looks again for
+  // faces in its ×4 output, where a 12 px face of the input is 48 px).
+  std::vector<DetectedFace> detect(const Image& image, int min_face) const;
   // Runs the 68-point predictor inside each face's box (fills landmarks68 and points5).
   void add_landmarks(const Image& image, std::vector<DetectedFace>& faces) const;
   const DetectOptions& options() const;

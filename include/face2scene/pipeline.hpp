@@ -229,8 +229,14 @@ struct Face2SceneOptions {
   // border"). false: Ref-FR's face cross-faded as it is.
   bool match_paste_tone = true;
   bool scene = true;           // false: faces only, pasted back at ×1 (restore-face)
+  // Second look: after the scene restorer, look for faces again in its output (at the output's
+  // scale, the same smallest face); faces found there and not before are restored and pasted like
+  // the others (FaceResult::found_again) but take no part in the photo's code. HOG misses many
+  // 12–19 px faces of a blurred, noisy photo that it finds once they are restored. Needs the
+  // detector (dlib); off in restore-face.
+  bool second_look = true;
   // Called on the calling thread as restore() enters each stage ("detect", "identity", "faces",
-  // "oracle", "scene", "paste", "done") with done = 0, total = 1, and per scene-restorer tile
+  // "oracle", "scene", "second-look", "paste", "done") with done = 0, total = 1, and per scene-restorer tile
   // ("scene", tiles done, tiles in all), so a host (the web server) can show progress. It may
   // throw to abandon the run (the server's cancel and shutdown): the exception leaves restore().
   std::function<void(const std::string& stage, int done, int total)> on_progress;
@@ -265,6 +271,7 @@ struct FaceResult {
   float code_weight = 0.f;   // this face's share of the photo's code (0 when not used)
   DegradationSummary degradation;  // what FaDeX read from this face (when read)
   bool degradation_read = false;
+  bool found_again = false;  // found by the second look, in the restored photo (not in the input)
 };
 
 struct StageTimes {
@@ -274,7 +281,8 @@ struct StageTimes {
 struct Face2SceneResult {
   Image image;
   std::vector<FaceResult> faces;  // every detected face, restored or skipped
-  int faces_detected = 0, faces_restored = 0;
+  int faces_detected = 0, faces_restored = 0;  // faces_detected includes faces_found_again
+  int faces_found_again = 0;  // found only in the restored photo (Face2SceneOptions::second_look)
   bool face_code = false;           // the restorer was conditioned on a code read from faces
   std::string code_rule;            // "weighted-mean", "largest-face", "none"
   DegradationSummary degradation;   // the photo's reading (weighted like the code)

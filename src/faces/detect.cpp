@@ -87,12 +87,22 @@ std::vector<uint8_t> to_bytes(const torch::Tensor& t) {
 }
 }  // namespace
 
-float box_iou(const FaceBox& a, const FaceBox& b) {
+namespace {
+float box_intersection(const FaceBox& a, const FaceBox& b) {
   const float ix = std::max(0.f, std::min(a.x1, b.x1) - std::max(a.x0, b.x0));
   const float iy = std::max(0.f, std::min(a.y1, b.y1) - std::max(a.y0, b.y0));
-  const float inter = ix * iy;
+  return ix * iy;
+}
+}  // namespace
+
+float box_iou(const FaceBox& a, const FaceBox& b) {
+  const float inter = box_intersection(a, b);
   const float uni = a.width() * a.height() + b.width() * b.height() - inter;
   return uni > 0 ? inter / uni : 0.f;
+}
+
+bool boxes_overlap(const FaceBox& a, const FaceBox& b, float share) {
+  return box_intersection(a, b) > share * std::min(a.width() * a.height(), b.width() * b.height());
 }
 
 std::string face_model_dir() {
@@ -153,13 +163,18 @@ FaceDetector& FaceDetector::operator=(FaceDetector&&) noexcept = default;
 const DetectOptions& FaceDetector::options() const { return impl_->options; }
 
 std::vector<DetectedFace> FaceDetector::detect(const Image& image) const {
+  return detect(image, impl_->options.min_face);
+}
+
+std::vector<DetectedFace> FaceDetector::detect(const Image& image, int min_face) const {
   if (image.empty()) throw ArgumentError("face detection: the image is empty");
+  if (min_face < 8) throw ArgumentError("min_face must be >= 8 pixels");
   const auto& o = impl_->options;
   const int w = image.width, h = image.height;
   const std::vector<uint8_t> grey = to_grey8(image);
 
   // Scale so that a min_face face fills the HOG window, capped by the work budget.
-  double s = kHogWindow / o.min_face;
+  double s = kHogWindow / min_face;
   const double pixels = static_cast<double>(w) * h;
   if (pixels * s * s > static_cast<double>(o.max_detect_pixels)) {
     s = std::sqrt(static_cast<double>(o.max_detect_pixels) / pixels);
@@ -205,12 +220,7 @@ std::vector<DetectedFace> FaceDetector::detect(const Image& image) const {
     std::vector<detail::RawDetection> kept;
     for (const auto& r : raw) {
       bool covered = false;
-      for (const auto& k : kept) {
-        const float ix = std::max(0.f, std::min(r.box.x1, k.box.x1) - std::max(r.box.x0, k.box.x0));
-        const float iy = std::max(0.f, std::min(r.box.y1, k.box.y1) - std::max(r.box.y0, k.box.y0));
-        const float smaller = std::min(r.box.width() * r.box.height(), k.box.width() * k.box.height());
-        if (ix * iy > 0.25f * smaller) covered = true;
-      }
+      for (const auto& k : kept) covered = covered || boxes_overlap(r.box, k.box);
       if (!covered) kept.push_back(r);
     }
     raw.swap(kept);

@@ -179,7 +179,7 @@ const char* state_name(ServeJob::State s) {
 double stage_start(const std::string& s) {
   static const std::map<std::string, double> at = {{"load", 0.0},     {"detect", 0.02}, {"identity", 0.08},
                                                     {"faces", 0.12},   {"oracle", 0.2},  {"scene", 0.22},
-                                                    {"paste", 0.94},   {"write", 0.96},  {"done", 1.0}};
+                                                    {"second-look", 0.92}, {"paste", 0.94},   {"write", 0.96},  {"done", 1.0}};
   const auto it = at.find(s);
   return it == at.end() ? 0.0 : it->second;
 }
@@ -427,6 +427,8 @@ struct Server::Impl {
           fo.blind = v.get<bool>();
         } else if (k == "paste_faces") {
           fo.paste_faces = v.get<bool>();
+        } else if (k == "second_look") {
+          fo.second_look = v.get<bool>();
         } else if (k == "detail_transfer") {
           fo.detail_transfer = v.get<bool>();
         } else if (k == "blind_paste_min") {

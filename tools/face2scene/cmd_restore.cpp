@@ -44,7 +44,7 @@ struct RunArgs {
          blind_face_fidelity = Face2SceneOptions{}.blind_face_fidelity, ref_face_fidelity = Face2SceneOptions{}.ref_face_fidelity;
   float match_threshold = Face2SceneOptions{}.match_threshold;
   bool blind = false, largest_face = false, skip_existing = false, side_by_side = false, aligned = false,
-       no_detail_transfer = false, no_paste = false;
+       no_detail_transfer = false, no_paste = false, no_second_look = false;
 };
 
 bool any_cuda(const std::vector<torch::Device>& devices) {
@@ -329,11 +329,14 @@ void run_batch(const RunArgs& a, const std::string& label, const std::vector<Pro
         claim();
         const Image& img = in.image;
         auto r = process(in);
-        if (in.faces) r.timings.detect = in.detect_seconds;  // found ahead, on another thread
+        if (in.faces) r.timings.detect += in.detect_seconds;  // found ahead, on another thread
         {
           std::lock_guard<std::mutex> lock(mu);
-          std::printf("%s: %d face%s detected, %d restored; %s; %.1f s\n", t.src.c_str(), r.faces_detected,
-                      r.faces_detected == 1 ? "" : "s", r.faces_restored, r.degradation_words.c_str(), r.timings.total);
+          const std::string again =
+              r.faces_found_again ? " (" + std::to_string(r.faces_found_again) + " in the restored photo)" : "";
+          std::printf("%s: %d face%s detected%s, %d restored; %s; %.1f s\n", t.src.c_str(), r.faces_detected,
+                      r.faces_detected == 1 ? "" : "s", again.c_str(), r.faces_restored, r.degradation_words.c_str(),
+                      r.timings.total);
           std::fflush(stdout);
           reports.push_back(nlohmann::json::parse(result_to_json(r, t.src, t.dst, -1)));
         }
@@ -514,6 +517,9 @@ Command setup_restore(CLI::App& app, GlobalOptions&) {
                   "CPU; 0 = in line)")
       ->check(CLI::Range(-1, 64))
       ->capture_default_str();
+  sub->add_flag("--no-second-look", a->no_second_look,
+                "Do not look for faces again in the restored photo (by default faces that only the restored\n"
+                "photo shows, as small faces of a blurred photo often are, are restored and pasted too)");
   sub->add_flag("--no-face-paste", a->no_paste,
                 "Leave the restored faces out of the output (the scene restorer alone, still conditioned on\n"
                 "their code): for comparisons");
@@ -542,6 +548,7 @@ Command setup_restore(CLI::App& app, GlobalOptions&) {
             o.max_faces = a->max_faces;
             o.detail_transfer = !a->no_detail_transfer;
             o.paste_faces = !a->no_paste;
+            o.second_look = !a->no_second_look;
             o.blind_paste_min = a->blind_paste_min;
             o.blind_face_consistency = a->blind_face_consistency;
             o.ref_face_consistency = a->ref_face_consistency;
