@@ -59,6 +59,12 @@ Image resized(const Image& img, int w, int h) {
   return tensor_to_image(t[0], img.bit_depth);
 }
 
+// The README example (800×530, 12 faces) at ¼ size by area: faces of 13–19 px.
+Image quarter_example() {
+  const Image full = read_image(example());
+  return resized(full, full.width / 4, full.height / 4);
+}
+
 std::string london(const std::string& name) { return f2s_test::data_path("faces/hq/london/" + name); }
 
 // Over each restored face (its box in the input, times `scale` in the output), the mean absolute
@@ -341,8 +347,7 @@ TEST(Pipeline, ReferencesMatchTheRightPersonAndSkipBadPhotos) {
 // found (the detector looks from 12 px) and restored (from 8 px), not listed as too small.
 TEST(Pipeline, SmallFacesOfAGroupAreFoundAndRestored) {
   F2S_REQUIRE_PIPELINE();
-  const Image full = read_image(example());  // 800×530, 12 faces
-  const Image small = resized(full, full.width / 4, full.height / 4);
+  const Image small = quarter_example();
   Face2Scene f2s(config());
   Face2SceneOptions o;
   o.scale = 1;
@@ -431,14 +436,54 @@ TEST(Pipeline, SecondLookRestoresFacesFoundOnlyInTheRestoredPhoto) {
   EXPECT_EQ(j["faces"].front()["found_in"], "photo");
 }
 
+// When the photo shows no usable face, the blind scene restorer runs; faces the second look finds in
+// its output then read the code, and the conditioned restorer runs again. The first look is made
+// to find nothing by passing an empty face list (Face2SceneOptions::faces) for the example ×¼.
+TEST(Pipeline, SecondLookReadsTheCodeWhenThePhotoShowedNoFace) {
+  F2S_REQUIRE_PIPELINE();
+  const Image small = quarter_example();
+  Face2Scene f2s(config());
+  Face2SceneOptions o;
+  o.measure_identity = false;
+  o.faces = std::vector<DetectedFace>{};
+  const auto on = f2s.restore(small, {}, o);
+  o.second_look = false;
+  const auto off = f2s.restore(small, {}, o);
+  auto has_warning = [](const Face2SceneResult& r) {
+    for (const auto& w : r.warnings)
+      if (w.find("no usable face") != std::string::npos) return true;
+    return false;
+  };
+  EXPECT_FALSE(off.face_code);
+  EXPECT_TRUE(has_warning(off));
+  ASSERT_GE(on.faces_found_again, 8);
+  EXPECT_TRUE(on.face_code);
+  EXPECT_FALSE(has_warning(on));
+  EXPECT_EQ(on.code_rule, "weighted-mean");
+  float weights = 0;
+  for (const auto& f : on.faces) {
+    EXPECT_TRUE(f.found_again);
+    if (f.status == "restored") EXPECT_TRUE(f.degradation_read) << f.index;
+    weights += f.code_weight;
+  }
+  EXPECT_NEAR(weights, 1.f, 1e-4f);
+  // Both scene restorers ran: the blind one, then the conditioned one.
+  int scenes = 0;
+  for (const auto& m : on.models) scenes += m.find("scene_restorer") != std::string::npos;
+  EXPECT_EQ(scenes, 2);
+  // The conditioned restorer changed the background too, not only the pasted faces: compare a
+  // corner away from every face.
+  const auto a = image_to_tensor(on.image, torch::kCPU), b = image_to_tensor(off.image, torch::kCPU);
+  EXPECT_GT((a - b).abs().slice(1, a.size(1) - 40, a.size(1)).slice(2, 0, 60).mean().item<float>(), 1e-4f);
+}
+
 // --blind-face-fidelity W: a blind face becomes (1 − W) × the restored face + W × the input face, so
 // over the faces' boxes the output, brought back to the input's size, strays less from the input's
 // bicubic ×4 as W grows (the restored face's invented features are what moves it): at W = 1 the
 // faces are that upscale's own, up to the paste's resampling.
 TEST(Pipeline, BlindFaceFidelityMixesTheInputFaceIn) {
   F2S_REQUIRE_PIPELINE();
-  const Image full = read_image(example());
-  const Image small = resized(full, full.width / 4, full.height / 4);
+  const Image small = quarter_example();
   Face2Scene f2s(config());
   Face2SceneOptions o;
   o.measure_identity = false;

@@ -231,9 +231,10 @@ struct Face2SceneOptions {
   bool scene = true;           // false: faces only, pasted back at ×1 (restore-face)
   // Second look: after the scene restorer, look for faces again in its output (at the output's
   // scale, the same smallest face); faces found there and not before are restored and pasted like
-  // the others (FaceResult::found_again) but take no part in the photo's code. HOG misses many
-  // 12–19 px faces of a blurred, noisy photo that it finds once they are restored. Needs the
-  // detector (dlib); off in restore-face.
+  // the others (FaceResult::found_again) but take no part in the photo's code, unless the photo
+  // showed no usable face: then the blind scene restorer ran, these faces read the code, and the
+  // conditioned restorer runs again. HOG misses many 12–19 px faces of a blurred, noisy photo that
+  // it finds once they are restored. Needs the detector (dlib); off in restore-face.
   bool second_look = true;
   // Called on the calling thread as restore() enters each stage ("detect", "identity", "faces",
   // "oracle", "scene", "second-look", "paste", "done") with done = 0, total = 1, and per scene-restorer tile

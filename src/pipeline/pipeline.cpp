@@ -460,9 +460,87 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
   stage("faces");
   restore_faces(0);
 
+  // ---- FaDeX: one code for the photo, from the faces work[w0...] ----
+  auto read_code = [&](size_t w0) {
+    const auto tf = Clock::now();
+    const OracleRestorer* scene = m_->scene.get();
+    const bool native = scene->fadex_native_geometry();
+    const int64_t H = geometry_.fadex_hq;
+    std::vector<torch::Tensor> lqs, hqs;
+    for (size_t i = w0; i < work.size(); ++i) {
+      const auto& w = work[i];
+      const int64_t L = geometry_.fadex_cut(w.native, rscale, native);
+      auto lq = align_face(x, rescale_aligned(w.t, S, L), static_cast<int>(L)).image;
+      // Faces cut at different sides share one batch at FaDeX's side, resized as FaDeX's own
+      // forward would (bicubic, no antialias: L <= H), so batching does not change the code.
+      if (L != H) {
+        lq = F::interpolate(lq.unsqueeze(0), F::InterpolateFuncOptions()
+                                                 .size(std::vector<int64_t>{H, H})
+                                                 .mode(torch::kBicubic)
+                                                 .align_corners(false))[0];
+      }
+      lqs.push_back(lq);
+      hqs.push_back(resize(w.restored, H, H));
+    }
+    const auto lq = torch::stack(lqs), hq = torch::stack(hqs);
+    std::vector<torch::Tensor> maps;
+    std::vector<DegradationSummary> read;
+    for (int64_t i = 0; i < lq.size(0); i += 16) {
+      const int64_t e = std::min<int64_t>(lq.size(0), i + 16);
+      auto [map, words] = scene->code_map_and_reading(lq.slice(0, i, e), hq.slice(0, i, e));
+      maps.push_back(map.to(torch::kCPU));
+      read.insert(read.end(), words.begin(), words.end());
+    }
+    const auto codes = torch::cat(maps);
+    const size_t n = work.size() - w0;
+    std::vector<double> weights(n, 0.0);
+    size_t largest = 0;
+    for (size_t i = 0; i < n; ++i) {
+      auto& fr = res.faces[work[w0 + i].result];
+      weights[i] = face_code_weight(fr.box, fr.score);
+      const auto& lb = res.faces[work[w0 + largest].result].box;
+      if (fr.box.width() * fr.box.height() > lb.width() * lb.height()) largest = i;
+      fr.degradation = read[i];
+      fr.degradation_read = true;
+    }
+    if (options.largest_face) {
+      for (size_t i = 0; i < n; ++i) weights[i] = i == largest ? 1.0 : 0.0;
+    }
+    double total = std::accumulate(weights.begin(), weights.end(), 0.0);
+    if (!(total > 0)) {  // degenerate boxes: equal weights
+      std::fill(weights.begin(), weights.end(), 1.0);
+      total = static_cast<double>(n);
+    }
+    auto wt = torch::tensor(std::vector<float>(weights.begin(), weights.end())).div(total);
+    for (size_t i = 0; i < n; ++i) res.faces[work[w0 + i].result].code_weight = wt[int64_t(i)].item<float>();
+    const auto code = (codes * wt.view({-1, 1, 1, 1})).sum(0, true);
+    res.face_code = true;
+    res.code_rule = options.largest_face ? "largest-face" : "weighted-mean";
+    res.degradation = weighted_summary(read, weights);
+    res.degradation_words = res.degradation.describe();
+    res.models.push_back(m_->fadex_path);
+    auto tokens = scene->tokens(code);
+    res.timings.fadex += since(tf);
+    return tokens;
+  };
+
+  // ---- the scene restorer ----
+  auto run_scene = [&](const OracleRestorer* scene, const torch::Tensor& tokens, const char* name) {
+    const auto ts = Clock::now();
+    auto out = scene->restore_on_device(x.unsqueeze(0), tokens, rscale,
+                                        [&](int done, int total) { stage(name, done, total); })[0];
+    if (options.scale == 2) out = F::avg_pool2d(out.unsqueeze(0), F::AvgPool2dFuncOptions(2))[0];
+    // The GPU's work is queued: wait for it so that this stage's time is the restorer's, not the paste's.
+    if (out.is_cuda()) torch::cuda::synchronize(out.device().index());
+    res.models.push_back(scene == m_->scene.get() ? m_->scene_path : m_->scene_blind_path);
+    res.timings.restorer += since(ts);
+    return out;
+  };
+
   // The output [3,h,w] float32: where the scene restorer made it (on a GPU the faces are pasted
   // there and only the quantised photo crosses to the host), else on the CPU.
   torch::Tensor y;
+  bool blind_for_want_of_faces = false;  // no usable face in the photo: restored without a code
   if (!options.scene) {
     y = x.clone();
     res.code_rule = "none";
@@ -476,96 +554,28 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
     res.code_rule = "none";
     res.degradation_words = "not read (scene restored by another model)";
   } else {
-    // ---- FaDeX: one code for the photo ----
     stage("oracle");
-    t0 = Clock::now();
     torch::Tensor tokens;
     const OracleRestorer* scene = m_->scene.get();
     if (!options.blind && !work.empty()) {
-      const bool native = scene->fadex_native_geometry();
-      const int64_t H = geometry_.fadex_hq;
-      std::vector<torch::Tensor> lqs, hqs;
-      for (const auto& w : work) {
-        const int64_t L = geometry_.fadex_cut(w.native, rscale, native);
-        auto lq = align_face(x, rescale_aligned(w.t, S, L), static_cast<int>(L)).image;
-        // Faces cut at different sides share one batch at FaDeX's side, resized as FaDeX's own
-        // forward would (bicubic, no antialias: L <= H), so batching does not change the code.
-        if (L != H) {
-          lq = F::interpolate(lq.unsqueeze(0), F::InterpolateFuncOptions()
-                                                   .size(std::vector<int64_t>{H, H})
-                                                   .mode(torch::kBicubic)
-                                                   .align_corners(false))[0];
-        }
-        lqs.push_back(lq);
-        hqs.push_back(resize(w.restored, H, H));
-      }
-      const auto lq = torch::stack(lqs), hq = torch::stack(hqs);
-      std::vector<torch::Tensor> maps;
-      std::vector<DegradationSummary> read;
-      for (int64_t i = 0; i < lq.size(0); i += 16) {
-        const int64_t e = std::min<int64_t>(lq.size(0), i + 16);
-        auto [map, words] = scene->code_map_and_reading(lq.slice(0, i, e), hq.slice(0, i, e));
-        maps.push_back(map.to(torch::kCPU));
-        read.insert(read.end(), words.begin(), words.end());
-      }
-      const auto codes = torch::cat(maps);
-      std::vector<double> weights(work.size(), 0.0);
-      size_t largest = 0;
-      for (size_t i = 0; i < work.size(); ++i) {
-        const auto& fr = res.faces[work[i].result];
-        weights[i] = face_code_weight(fr.box, fr.score);
-        const auto& lb = res.faces[work[largest].result].box;
-        if (fr.box.width() * fr.box.height() > lb.width() * lb.height()) largest = i;
-        res.faces[work[i].result].degradation = read[i];
-        res.faces[work[i].result].degradation_read = true;
-      }
-      if (options.largest_face) {
-        for (size_t i = 0; i < weights.size(); ++i) weights[i] = i == largest ? 1.0 : 0.0;
-      }
-      double total = std::accumulate(weights.begin(), weights.end(), 0.0);
-      if (!(total > 0)) {  // degenerate boxes: equal weights
-        std::fill(weights.begin(), weights.end(), 1.0);
-        total = static_cast<double>(weights.size());
-      }
-      auto wt = torch::tensor(std::vector<float>(weights.begin(), weights.end())).div(total);
-      for (size_t i = 0; i < work.size(); ++i) res.faces[work[i].result].code_weight = wt[int64_t(i)].item<float>();
-      const auto code = (codes * wt.view({-1, 1, 1, 1})).sum(0, true);
-      tokens = scene->tokens(code);
-      res.face_code = true;
-      res.code_rule = options.largest_face ? "largest-face" : "weighted-mean";
-      res.degradation = weighted_summary(read, weights);
-      res.degradation_words = res.degradation.describe();
-      res.models.push_back(m_->fadex_path);
+      tokens = read_code(0);
     } else {
       scene = m_->scene_blind.get();
       tokens = scene->tokens(torch::Tensor());
       res.code_rule = "none";
-      if (options.blind) {
-        res.degradation_words = "not read (blind mode)";
-      } else {
-        res.degradation_words = "not read (no usable face)";
-        warn("no usable face: the photo was restored by the blind scene restorer (no degradation code)");
-      }
+      res.degradation_words = options.blind ? "not read (blind mode)" : "not read (no usable face)";
+      blind_for_want_of_faces = !options.blind;
     }
-    res.timings.fadex = since(t0);
-
-    // ---- the scene restorer ----
     stage("scene");
-    t0 = Clock::now();
-    y = scene->restore_on_device(x.unsqueeze(0), tokens, rscale,
-                                 [&](int done, int total) { stage("scene", done, total); })[0];
-    if (options.scale == 2) y = F::avg_pool2d(y.unsqueeze(0), F::AvgPool2dFuncOptions(2))[0];
-    // The GPU's work is queued: wait for it so that this stage's time is the restorer's, not the paste's.
-    if (y.is_cuda()) torch::cuda::synchronize(y.device().index());
-    res.models.push_back(scene == m_->scene.get() ? m_->scene_path : m_->scene_blind_path);
-    res.timings.restorer = since(t0);
+    y = run_scene(scene, tokens, "scene");
   }
 
   // ---- second look: faces found only in the restored photo ----
   // HOG misses many 12–19 px faces of a blurred, noisy photo and finds them once the scene restorer
   // has cleaned them (moderate ×4 group photos: 26 faces found in the degraded photos, 46 in the
   // restored ones; docs/pipeline.md, "Second look"). They are restored and pasted like the others
-  // but take no part in the photo's code, which the scene restorer has already used.
+  // but take no part in the photo's code, which the scene restorer has already used, unless the
+  // photo had no usable face (then they read it, and the scene is restored again).
   if (options.scene && options.second_look && m_->detector) {
     stage("second-look");
     t0 = Clock::now();
@@ -582,8 +592,20 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
       take_faces(again, true);
       identify(w0);
       restore_faces(w0);
+      // The photo showed no usable face, so the blind scene restorer ran. Faces found in its output
+      // read the code now, and the conditioned restorer runs again: the face as the oracle.
+      if (blind_for_want_of_faces && work.size() > w0) {
+        const auto tokens = read_code(w0);
+        y = torch::Tensor();  // freed before the second run (768 MB at ×4 of 4 MP)
+        y = run_scene(m_->scene.get(), tokens, "second-look");
+        blind_for_want_of_faces = false;
+        log_info("the code was read from " + std::to_string(work.size() - w0) +
+                 " face(s) found in the blind restorer's output; the photo was restored again, conditioned");
+      }
     }
   }
+  if (blind_for_want_of_faces)
+    warn("no usable face: the photo was restored by the blind scene restorer (no degradation code)");
   for (const auto& [idx, name] : options.face_refs) {
     if (use_refs && net && !pins_done.count(idx))
       warn("--face-refs " + std::to_string(idx) + ": no such restorable face (" + std::to_string(res.faces.size()) +
