@@ -579,8 +579,8 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
   if (options.scene && options.second_look && m_->detector) {
     stage("second-look");
     t0 = Clock::now();
-    // The detector reads grey bytes: converted a band at a time, 1 byte a pixel of the output
-    // instead of a float copy (768 MB at ×4 of a 4 MP photo).
+    // The detector reads grey: the output converted a band of rows at a time to a one-channel Image
+    // (one 16-bit sample a pixel), never a whole float copy (768 MB at ×4 of a 4 MP photo).
     const Image grey = to_image_in_bands(y, 1, 8);
     const int min_face = detector().options().min_face * out_scale;
     auto again = new_faces_in_photo(detector().detect(grey, min_face), out_scale, res.faces);
