@@ -80,6 +80,7 @@ int prepare(const std::string& root, const std::string& out_tsv) {
   std::sort(files.begin(), files.end());
   DetectOptions d;
   d.min_face = 64;  // the photos' faces are large (CelebA kept faces with boxes >= 100 px)
+  d.ssd = "off";    // the faces of the published table
   FaceDetector detector(d);
   std::ofstream out(out_tsv + ".tmp");
   out << "# file, the largest face's 5 points (x y) in the photo: bench_face_scale --prepare\n";

@@ -1,15 +1,20 @@
 #!/usr/bin/env node
-// Reference 128-D face descriptors from @vladmandic/face-api's own FaceRecognitionNet, run by
-// TensorFlow.js on its pure-JavaScript CPU backend (no tfjs-node, no native code, no WASM).
-// face2scene's LibTorch port (src/models/face_recognition_net.cpp) is checked against these.
+// Reference outputs of @vladmandic/face-api's own networks, run by TensorFlow.js on its
+// pure-JavaScript CPU backend (no tfjs-node, no native code, no WASM): 128-D face descriptors of
+// its FaceRecognitionNet, or (--ssd) the faces its SSD MobileNet v1 detector finds. face2scene's
+// LibTorch ports (src/models/face_recognition_net.cpp, ssd_mobilenet.cpp) are checked against these.
 //
 // Usage: node scripts/faceapi_reference.js [--npm DIR] OUT.json CROP.ppm...
+//        node scripts/faceapi_reference.js [--npm DIR] --ssd OUT.json IMAGE.ppm
 //   DIR: the npm prefix where scripts/install_faceapi.sh --with-reference installed face-api and
 //        @tensorflow/tfjs (default $F2S_CACHE/npm-faceapi or ~/.cache/face2scene/npm-faceapi).
 //   CROP.ppm: binary PPM (P6, 8-bit) crops of exactly 150x150, e.g. written by
 //        `face2scene identity --save-crops DIR` so both sides see the very same pixels.
 // Writes {"backend":"cpu", "tfjs":..., "faceapi":..., "input_sums":{"<stem>":sum of bytes},
 //         "descriptors":{"<file stem>":[128 floats]}}.
+//   --ssd: IMAGE.ppm of exactly 512x512 (so face-api neither pads nor resizes); writes {"tfjs":...,
+//        "faceapi":..., "detections":[{"box":[x0,y0,x1,y1] (pixels), "score":p}, ...]}, every face
+//        with probability >= 0.05 after face-api's non-maximum suppression (IoU 0.5).
 'use strict';
 
 const fs = require('fs');
@@ -39,13 +44,35 @@ function readPpm(file) {
   return { width: w, height: h, data };
 }
 
+function writeJson(out, result) {
+  fs.writeFileSync(out + '.tmp', JSON.stringify(result, null, 1));
+  fs.renameSync(out + '.tmp', out);
+}
+
+async function detect(faceapi, tf, pkg, out, file) {
+  await tf.ready();
+  await faceapi.nets.ssdMobilenetv1.loadFromDisk(path.join(pkg, 'model'));
+  const img = readPpm(file);
+  if (img.width !== 512 || img.height !== 512) throw new Error(`${file}: must be 512x512`);
+  const t = tf.tensor3d(Int32Array.from(img.data), [512, 512, 3], 'int32');
+  const found = await faceapi.nets.ssdMobilenetv1.locateFaces(t, { minConfidence: 0.05, maxResults: 200 });
+  const detections = found.map((f) => ({
+    box: [f.box.x, f.box.y, f.box.x + f.box.width, f.box.y + f.box.height],
+    score: f.score,
+  }));
+  writeJson(out, { tfjs: tf.version_core, faceapi: require(path.join(pkg, 'package.json')).version, detections });
+  console.log(`wrote ${detections.length} detections to ${out}`);
+}
+
 async function main() {
   const args = process.argv.slice(2);
   const cache = process.env.F2S_CACHE || path.join(os.homedir(), '.cache', 'face2scene');
   let npmDir = path.join(cache, 'npm-faceapi');
   if (args[0] === '--npm') { npmDir = args[1]; args.splice(0, 2); }
-  if (args.length < 2) {
-    console.error('usage: node scripts/faceapi_reference.js [--npm DIR] OUT.json CROP.ppm...');
+  const ssd = args[0] === '--ssd';
+  if (ssd) args.splice(0, 1);
+  if (args.length < 2 || (ssd && args.length !== 2)) {
+    console.error('usage: node scripts/faceapi_reference.js [--npm DIR] [--ssd] OUT.json CROP.ppm...');
     process.exit(2);
   }
   const [out, ...inputs] = args;
@@ -54,6 +81,7 @@ async function main() {
   const faceapi = require(path.join(pkg, 'dist', 'face-api.node-wasm.js'));
   const tf = faceapi.tf;
   if (!(await tf.setBackend('cpu'))) throw new Error('tfjs cpu backend unavailable');
+  if (ssd) return detect(faceapi, tf, pkg, out, inputs[0]);
   await tf.ready();
   await faceapi.nets.faceRecognitionNet.loadFromDisk(path.join(pkg, 'model'));
 
@@ -76,8 +104,7 @@ async function main() {
     input_sums: inputSums,
     descriptors,
   };
-  fs.writeFileSync(out + '.tmp', JSON.stringify(result, null, 1));
-  fs.renameSync(out + '.tmp', out);
+  writeJson(out, result);
   console.log(`wrote ${Object.keys(descriptors).length} descriptors to ${out} (tfjs ${result.tfjs}, backend ${result.backend})`);
 }
 

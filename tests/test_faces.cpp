@@ -31,9 +31,11 @@ double psnr(const torch::Tensor& a, const torch::Tensor& b) {
   return 10.0 * std::log10(1.0 / std::max(mse, 1e-20));
 }
 
+// HOG alone: these tests measure HOG (the SSD beside it has tests of its own, test_ssd_mobilenet).
 FaceDetector make_detector(int min_face = 24) {
   DetectOptions o;
   o.min_face = min_face;
+  o.ssd = "off";
   return FaceDetector(o);
 }
 
@@ -391,6 +393,7 @@ TEST(FacesDetect, TorchHogMatchesDlib) {
   for (const auto& c : cases) {
     DetectOptions o;
     o.min_face = c.min_face;
+    o.ssd = "off";
     const FaceDetector dlib_hog(o);
     o.detector = "hog-torch";
     const FaceDetector torch_hog(o);

@@ -128,7 +128,7 @@ TEST(PipelineGeometry, TransformsAgreeAcrossSidesAndScales) {
   // A native-geometry FaDeX reads the face at its own side (8 .. fadex_hq); a fixed one ignores it.
   EXPECT_EQ(g.fadex_cut(47.6, 4, true), 48);
   EXPECT_EQ(g.fadex_cut(300, 4, true), 128);
-  EXPECT_EQ(g.fadex_cut(5, 1, true), 8);
+  EXPECT_EQ(g.fadex_cut(5, 1, true), 16);  // align_face's smallest square
   EXPECT_EQ(g.fadex_cut(47.6, 4, false), 32);
   EXPECT_EQ(g.fadex_cut(47.6, 1, false), 128);
   EXPECT_EQ(FaceGeometry::restorer_scale(2), 4);

@@ -42,7 +42,9 @@ bool boxes_overlap(const FaceBox& a, const FaceBox& b, float share = 0.25f);
 
 struct DetectedFace {
   FaceBox box;
-  float score = 0.f;                // detector confidence (HOG: SVM margin, higher is surer)
+  // Detector confidence, higher is surer: HOG's SVM margin; for SSD the logit of its face
+  // probability, so that sigmoid(score) reads as a confidence for both.
+  float score = 0.f;
   std::string detector;             // which detector found it
   std::vector<Point2f> landmarks68;  // iBUG 68-point order; empty when landmarks were not run
   FivePoints points5{};             // valid when has_points5
@@ -71,7 +73,17 @@ struct DetectOptions {
   // default is 0; negative values find more faces and more false positives).
   float min_score = -0.2f;
   bool landmarks = true;  // run the 68-point predictor and fill landmarks68/points5
+  // A second detector beside HOG: face-api's SSD MobileNet v1, a CNN trained on faces in the wild.
+  // It finds faces HOG misses (turned, tilted, under caps and sunglasses); a face it finds that no
+  // HOG face covers is added (detector "ssd"). "auto": used when its weights are installed
+  // (default_ssd_weights_path(), made by scripts/install_faceapi.sh), "off", or a weights path
+  // (then required). It runs on `device`.
+  std::string ssd = "auto";
+  float ssd_min_score = 0.5f;  // its face probability must reach this
 };
+
+// $F2S_SSD_WEIGHTS, else $F2S_CACHE/weights/faceapi_ssd_mobilenetv1.safetensors.
+std::string default_ssd_weights_path();
 
 // Where dlib's shape_predictor_68_face_landmarks.dat is looked for: $F2S_FACE_MODELS, then
 // /usr/share/dlib (Debian libdlib-data).
@@ -93,13 +105,19 @@ class FaceDetector {
   // detect with one FaceDetector at once (each borrows its own copy of the HOG scanner).
   std::vector<DetectedFace> detect(const Image& image) const;
   // The same with another smallest face than DetectOptions::min_face (the pipeline looks again for
-  // faces in its ×4 output, where a 12 px face of the input is 48 px).
-  std::vector<DetectedFace> detect(const Image& image, int min_face) const;
+  // faces in its ×4 output, where a 12 px face of the input is 48 px); `ssd` false: HOG only.
+  std::vector<DetectedFace> detect(const Image& image, int min_face, bool ssd = true) const;
+  // HOG on `grey` and the SSD on `colour` ([3,H,W], 0..1, any device, the same photo): for a
+  // caller that holds the photo as a tensor (an RGB Image of a 16 MP output costs 96 MB more).
+  std::vector<DetectedFace> detect(const Image& grey, int min_face, const torch::Tensor& colour) const;
+  // Whether the SSD detector is loaded (DetectOptions::ssd and its weights).
+  bool has_ssd() const;
   // Runs the 68-point predictor inside each face's box (fills landmarks68 and points5).
   void add_landmarks(const Image& image, std::vector<DetectedFace>& faces) const;
   const DetectOptions& options() const;
 
  private:
+  std::vector<DetectedFace> detect_impl(const Image& image, int min_face, bool ssd, const torch::Tensor* colour) const;
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -47,7 +47,7 @@ struct FaceGeometry {
   int64_t fadex_lq(int restorer_scale) const { return restorer_scale == 4 ? fadex_hq / 4 : fadex_hq; }
   // A FaDeX trained on faces of every size (metadata lq_geometry "native", train fadex --teacher)
   // reads the degraded face as it is in the photo: cut at its own side there, `native` (the FFHQ
-  // square's side at the photo's resolution), rounded, at least 8 and at most fadex_hq (larger faces
+  // square's side at the photo's resolution), rounded, at least 16 and at most fadex_hq (larger faces
   // are cut at fadex_hq, antialiased: FaDeX's input side). A "fixed" FaDeX gets fadex_lq.
   int64_t fadex_cut(double native, int restorer_scale, bool native_geometry) const;
   // The identity descriptor's alignment (make_descriptor_fn aligns at 512; crop_for_descriptor takes
@@ -255,7 +255,8 @@ struct FaceResult {
   int index = 0;             // detection order (largest first)
   FaceBox box;               // in the input photo
   Similarity transform;      // photo → FFHQ frame at FaceGeometry::face_size (set when aligned)
-  float score = 0.f;         // detector score (HOG SVM margin)
+  float score = 0.f;         // detector score (HOG: SVM margin; SSD: logit of its probability)
+  std::string detector;      // which detector found it: "hog", "hog-torch" or "ssd"
   bool landmarks_ok = false;
   std::string status;        // "restored", or "skipped: <why>"
   std::string person;        // matched or pinned person; empty = restored blind

@@ -51,6 +51,12 @@ if [ ! -s "$GW/realesr-general-x4v3.safetensors" ]; then
   [ -s .cache/gx4v3/realesr-general-x4v3.safetensors ] || { echo "still to carry: .cache/gx4v3"; exit 0; }
   mkdir -p "$GW" && cp .cache/gx4v3/realesr-general-x4v3.safetensors "$GW/"
 fi
+# The SSD face detector (face-api's, converted here by stage_pipeline_speed.sh, fp16, 11 MB): with
+# it the second look runs the SSD beside HOG, as `restore` does where install_faceapi.sh ran.
+if [ -s .cache/ssd_w/faceapi_ssd_mobilenetv1.safetensors ] && [ ! -s "$GW/faceapi_ssd_mobilenetv1.safetensors" ]; then
+  cp .cache/ssd_w/faceapi_ssd_mobilenetv1.safetensors "$GW/"
+fi
+[ -s "$GW/faceapi_ssd_mobilenetv1.safetensors" ] || echo "no SSD weights (carry .cache/ssd_w): HOG only"
 N=${N:-100}
 P=.cache/tp_photos
 [ "$(ls $P/*.jpg 2>/dev/null | wc -l)" -ge "$N" ] || { echo "still to carry: $P"; exit 0; }

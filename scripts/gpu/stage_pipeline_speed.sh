@@ -12,10 +12,12 @@
 #                                     scenes, the group photos), centre-cropped to 512², degraded
 #                                     (moderate, same size), JPEG q95; never committed
 #   .cache/gx4v3/                     realesr-general-x4v3.safetensors (2.4 MB), the scene restorer's base
+#   .cache/ssd_w/                     face-api's SSD face detector, converted, fp16 (11 MB)
 # Calls (scripts/gpu/pipeline_speed.sh names what it still lacks; the carry is counted in disk blocks,
 # so keep each call's carry under ~19 MB beside the ~46 MB tree):
 #   1: .deps .cache/dlib_src .cache/lm68_a .cache/gx4v3   (builds dlib and face2scene with it)
-#   2: .cache/lm68_b .cache/tp_photos   3: .cache/lm68_c   4: .cache/lm68_d   5: .cache/lm68_e (then it measures)
+#   2: .cache/lm68_b .cache/tp_photos   3: .cache/lm68_c   4: .cache/lm68_d .cache/ssd_w
+#   5: .cache/lm68_e (then it measures)
 # Session 13 ran it this way on an H100 (docs/pipeline.md, "GPU speed"): a cold start cost ~300 s of
 # the 1,800 s budget; each transfer-only warm call 10–25 s.
 set -euo pipefail
@@ -54,6 +56,8 @@ if [ ! -s .cache/lm68_e/part ]; then
   (cd /usr/share/dlib && sha256sum shape_predictor_68_face_landmarks.dat) >.cache/lm68_e/sha256
 fi
 
+[ -s .cache/ssd_w/faceapi_ssd_mobilenetv1.safetensors ] || { mkdir -p .cache/ssd_w &&
+  build/bin/face2scene -q import-faceapi --model ssd --fp16 --out .cache/ssd_w/faceapi_ssd_mobilenetv1.safetensors; }
 W="${F2S_CACHE:-$HOME/.cache/face2scene}/weights/realesr-general-x4v3.safetensors"
 [ -s .cache/gx4v3/realesr-general-x4v3.safetensors ] || { mkdir -p .cache/gx4v3 && cp "$W" .cache/gx4v3/; }
 

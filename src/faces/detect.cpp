@@ -13,6 +13,9 @@
 #include "dlib_backend.hpp"
 #include "hog_torch.hpp"
 #include "face2scene/faces.hpp"
+#include "face2scene/identity.hpp"
+#include "face2scene/safetensors.hpp"
+#include "models/ssd_mobilenet.hpp"
 
 namespace face2scene {
 
@@ -85,6 +88,185 @@ std::vector<uint8_t> to_bytes(const torch::Tensor& t) {
   std::memcpy(out.data(), c.data_ptr<uint8_t>(), out.size());
   return out;
 }
+
+// ---- SSD MobileNet v1 beside HOG -----------------------------------------------------------
+// The smallest face is scanned at this side in the network's 512² frame: the SSD is surest of faces
+// of 20–40 px there (at 32 px a face of a restored crowd photo scored 0.5–0.9 and hands did too;
+// at 20 the faces scored higher than the hands), and the frame is tiled with this overlap so that a face up to it is whole in
+// some tile. Larger faces are found in coarser levels of a pyramid (×¼ a level).
+constexpr double kSsdFace = 20.0;
+constexpr int64_t kSsdOverlap = 128;
+constexpr int64_t kSsdMaxPixels = 16'000'000;  // the finest level's work cap
+
+struct SsdHit {
+  FaceBox box;  // photo pixels
+  float p = 0.f;
+};
+
+// SSD's boxes are taller than wide (forehead to chin); the landmark predictor was trained on
+// HOG's square boxes. Squared to the same area, an SSD box matches the HOG box of the same face in
+// size (median side ratio 0.994) and sits 5 % of its side higher (median 0.054): measured on the
+// 117 faces both detectors found in the five clean photos of scenes/group (docs/faces.md, "SSD").
+FaceBox hog_framing(const FaceBox& b) {
+  const double side = std::sqrt(double(b.width()) * b.height());
+  const double cx = (b.x0 + b.x1) / 2.0, cy = (b.y0 + b.y1) / 2.0 + 0.05 * side;
+  return {static_cast<float>(cx - side / 2), static_cast<float>(cy - side / 2), static_cast<float>(cx + side / 2),
+          static_cast<float>(cy + side / 2)};
+}
+
+// The photo resized to h×w as [1,3,h,w] float 0..255 on `device`, one channel at a time (bilinear
+// up, area down), so that a large photo never exists as a whole float RGB copy: the second look
+// scans a 16 MP output. `channel(c)` gives channel c at full size as [1,1,H,W] float 0..255.
+torch::Tensor ssd_level(const std::function<torch::Tensor(int64_t)>& channel, int64_t H, int64_t W, int64_t h, int64_t w,
+                        torch::Device device) {
+  namespace F = torch::nn::functional;
+  auto out = torch::empty({1, 3, h, w}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
+  for (int64_t c = 0; c < 3; ++c) {
+    auto ch = channel(c).to(device);
+    if (h != H || w != W) {
+      ch = h > H ? F::interpolate(ch, F::InterpolateFuncOptions().size(std::vector<int64_t>{h, w}).mode(torch::kBilinear).align_corners(false))
+                 : F::adaptive_avg_pool2d(ch, F::AdaptiveAvgPool2dFuncOptions({h, w}));
+    }
+    out[0][c].copy_(ch[0][0]);
+  }
+  return out;
+}
+
+// Every SSD face of an H×W photo (its channels given by `channel`, as for ssd_level) with
+// probability >= min_p, after greedy non-maximum suppression (IoU 0.5, face-api's rule) over all
+// tiles and levels.
+std::vector<SsdHit> ssd_scan(SsdMobilenetV1& net, torch::Device device, const std::function<torch::Tensor(int64_t)>& channel,
+                             int64_t H, int64_t W, int min_face, float min_p) {
+  torch::NoGradGuard no_grad;
+  double s = kSsdFace / min_face;
+  if (H * W * s * s > kSsdMaxPixels) {
+    s = std::sqrt(static_cast<double>(kSsdMaxPixels) / (H * W));
+    log_info("face detection (SSD): the photo is scanned at scale " + std::to_string(s) +
+             " (work cap), so faces smaller than ~" + std::to_string(std::lround(kSsdFace / s)) + " px may be missed");
+  }
+  std::vector<SsdHit> hits;
+  for (;; s /= 4) {
+    const int64_t h = std::max<int64_t>(1, std::llround(H * s)), w = std::max<int64_t>(1, std::llround(W * s));
+    const auto level = ssd_level(channel, H, W, h, w, device);
+    // Tiles of 512², black beyond the photo as face-api pads; run in batches of 8.
+    const int64_t step = kSsdInput - kSsdOverlap;
+    std::vector<std::pair<int64_t, int64_t>> origins;
+    for (int64_t ty = 0;; ty += step) {
+      for (int64_t tx = 0;; tx += step) {
+        origins.emplace_back(tx, ty);
+        if (tx + kSsdInput >= w) break;
+      }
+      if (ty + kSsdInput >= h) break;
+    }
+    for (size_t i0 = 0; i0 < origins.size(); i0 += 8) {
+      const size_t n = std::min<size_t>(8, origins.size() - i0);
+      auto batch = torch::zeros({int64_t(n), 3, kSsdInput, kSsdInput}, level.options());
+      for (size_t i = 0; i < n; ++i) {
+        const auto [tx, ty] = origins[i0 + i];
+        const int64_t cw = std::min(kSsdInput, w - tx), ch = std::min(kSsdInput, h - ty);
+        batch[int64_t(i)].slice(1, 0, ch).slice(2, 0, cw).copy_(level[0].slice(1, ty, ty + ch).slice(2, tx, tx + cw));
+      }
+      const auto out = net->forward(batch);
+      const auto scores = out.scores.to(torch::kCPU).contiguous(), boxes = out.boxes.to(torch::kCPU).contiguous();
+      for (size_t i = 0; i < n; ++i) {
+        const auto [tx, ty] = origins[i0 + i];
+        const auto sc = scores[int64_t(i)], bx = boxes[int64_t(i)];
+        const auto keep = (sc >= min_p).nonzero().view(-1);
+        for (int64_t k = 0; k < keep.size(0); ++k) {
+          const int64_t j = keep[k].item<int64_t>();
+          const auto b = bx[j];
+          // Clipped to the tile as face-api clips to its frame, then to photo pixels.
+          const double x0 = std::clamp(b[0].item<double>(), 0.0, 1.0) * kSsdInput + tx;
+          const double y0 = std::clamp(b[1].item<double>(), 0.0, 1.0) * kSsdInput + ty;
+          const double x1 = std::clamp(b[2].item<double>(), 0.0, 1.0) * kSsdInput + tx;
+          const double y1 = std::clamp(b[3].item<double>(), 0.0, 1.0) * kSsdInput + ty;
+          if (x1 <= x0 || y1 <= y0) continue;
+          // Level pixels to photo pixels (the level is the photo resized to w×h).
+          const double fx = double(W) / w, fy = double(H) / h;
+          hits.push_back({{float(x0 * fx), float(y0 * fy), float(std::min<double>(x1, w) * fx), float(std::min<double>(y1, h) * fy)},
+                          sc[j].item<float>()});
+        }
+      }
+    }
+    if (h <= kSsdInput && w <= kSsdInput) break;  // the whole photo fitted one tile
+  }
+  std::sort(hits.begin(), hits.end(), [](const SsdHit& a, const SsdHit& b) { return a.p > b.p; });
+  std::vector<SsdHit> kept;
+  for (const auto& hit : hits) {
+    bool dup = false;
+    for (const auto& k : kept) dup = dup || box_iou(hit.box, k.box) > 0.5f;
+    if (!dup) kept.push_back(hit);
+  }
+  return kept;
+}
+
+// dlib's predictor on a face found by the SSD: the neighbourhood of its (HOG-framed) box scaled so
+// that the box is as large as HOG's window, as HOG's own faces are read on the scanned image. The
+// SSD also finds tilted faces, which dlib's predictor (it starts from an upright mean shape) fits
+// only part way: the crop is turned about the box's centre before the fit (below).
+std::vector<Point2f> landmarks_scaled(detail::DlibModels& models, const std::vector<uint8_t>& grey, int W, int H,
+                                      const FaceBox& b) {
+  namespace F = torch::nn::functional;
+  torch::NoGradGuard no_grad;
+  const double bw = b.width(), bh = b.height();
+  const int64_t x0 = std::clamp<int64_t>(std::floor(b.x0 - bw), 0, W), x1 = std::clamp<int64_t>(std::ceil(b.x1 + bw), 0, W);
+  const int64_t y0 = std::clamp<int64_t>(std::floor(b.y0 - bh), 0, H), y1 = std::clamp<int64_t>(std::ceil(b.y1 + bh), 0, H);
+  if (x1 - x0 < 2 || y1 - y0 < 2) return {};
+  const double s = std::max(1.0, kHogWindow / std::max(1.0, std::sqrt(bw * bh)));
+  auto g = torch::from_blob(const_cast<uint8_t*>(grey.data()), {1, 1, H, W}, torch::kUInt8)
+               .slice(2, y0, y1).slice(3, x0, x1).to(torch::kFloat32);
+  int sw = 0, sh = 0;
+  const auto scaled = resize_grey(g, s, sw, sh);
+  const double sx = double(sw) / double(x1 - x0), sy = double(sh) / double(y1 - y0);
+  const FaceBox local{float((b.x0 - x0) * sx), float((b.y0 - y0) * sy), float((b.x1 - x0) * sx), float((b.y1 - y0) * sy)};
+  const double cx = (local.x0 + local.x1) / 2.0, cy = (local.y0 + local.y1) / 2.0;
+  // Crop pixels sampled at R(angle)·(p − c) + c, so that a face tilted by `angle` stands upright.
+  auto fit = [&](double angle) {
+    torch::Tensor img = scaled;
+    const double ca = std::cos(angle), sa = std::sin(angle);
+    if (angle != 0) {
+      const auto ys = torch::arange(sh, torch::kFloat32).view({-1, 1}).expand({sh, sw}) - cy;
+      const auto xs = torch::arange(sw, torch::kFloat32).view({1, -1}).expand({sh, sw}) - cx;
+      const auto srcx = ca * xs - sa * ys + cx, srcy = sa * xs + ca * ys + cy;
+      const auto grid = torch::stack({(2 * srcx + 1) / sw - 1, (2 * srcy + 1) / sh - 1}, 2).unsqueeze(0);
+      img = F::grid_sample(scaled, grid, F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kBorder).align_corners(false))
+                .round().clamp(0, 255);
+    }
+    const auto bytes = to_bytes(img);
+    auto lm = detail::dlib_landmarks(models, detail::GreyView{bytes.data(), sw, sh}, {local}).at(0);
+    for (auto& p : lm) {  // back to the unturned crop
+      const double dx = p.x - cx, dy = p.y - cy;
+      p.x = static_cast<float>(ca * dx - sa * dy + cx);
+      p.y = static_cast<float>(sa * dx + ca * dy + cy);
+    }
+    return lm;
+  };
+  auto eye_angle = [](const std::vector<Point2f>& lm) {
+    const auto f = five_points_from_68(lm);
+    return std::atan2(double(f[1].y - f[0].y), double(f[1].x - f[0].x));
+  };
+  // Upright first: a face whose fit finds the eyes level (within 8°) is kept as fitted. Else a fit
+  // in a crop turned by the face's own tilt finds the eyes level, and one from a wrong start does
+  // not (at 45° one fit returned 9° and −27°): the crop is turned by the first fit's tilt and by
+  // ±25° and ±45°, the fit whose eyes come out most level in its turned crop is kept, and refined.
+  auto lm = fit(0);
+  const double first = eye_angle(lm);
+  if (std::abs(first) > 8 * M_PI / 180) {
+    double best = std::abs(first), at = first;
+    for (const double a : {first, -25 * M_PI / 180, 25 * M_PI / 180, -45 * M_PI / 180, 45 * M_PI / 180}) {
+      auto cand = fit(a);
+      const double r = std::remainder(eye_angle(cand) - a, 2 * M_PI);
+      if (std::abs(r) < best) best = std::abs(r), at = a + r, lm = std::move(cand);
+    }
+    if (best > 3 * M_PI / 180) lm = fit(at);
+  }
+  for (auto& p : lm) {
+    p.x = static_cast<float>((p.x + 0.5) / sx - 0.5 + x0);
+    p.y = static_cast<float>((p.y + 0.5) / sy - 0.5 + y0);
+  }
+  return lm;
+}
+
 }  // namespace
 
 namespace {
@@ -129,10 +311,16 @@ FivePoints five_points_from_68(const std::vector<Point2f>& lm) {
   return {mean(36, 41), mean(42, 47), lm[30], lm[48], lm[54]};
 }
 
+std::string default_ssd_weights_path() {
+  if (const char* p = std::getenv("F2S_SSD_WEIGHTS"); p && *p) return p;
+  return face2scene_cache_dir() + "/weights/faceapi_ssd_mobilenetv1.safetensors";
+}
+
 struct FaceDetector::Impl {
   DetectOptions options;
   std::shared_ptr<detail::DlibModels> models;
   std::unique_ptr<detail::TorchHogScanner> torch_hog;  // detector "hog-torch"
+  SsdMobilenetV1 ssd{nullptr};                         // DetectOptions::ssd, when loaded
 };
 
 FaceDetector::FaceDetector(DetectOptions options, const std::string& model_dir)
@@ -155,6 +343,24 @@ FaceDetector::FaceDetector(DetectOptions options, const std::string& model_dir)
   impl_->models = detail::dlib_load(predictor);
   if (options.detector == "hog-torch")
     impl_->torch_hog = std::make_unique<detail::TorchHogScanner>(detail::dlib_hog_model(*impl_->models), options.device);
+  if (options.ssd != "off") {
+    const bool required = options.ssd != "auto";
+    const std::string path = required ? options.ssd : default_ssd_weights_path();
+    if (file_exists(path)) {
+      const auto st = load_safetensors(path);
+      check_arch(st, kSsdMobilenetArch, path);
+      SsdMobilenetV1 net;
+      load_state_dict_strict(*net, st.tensors, path);
+      net->eval();
+      net->to(options.device);
+      impl_->ssd = net;
+    } else if (required) {
+      throw IoError("SSD face detector weights not found: " + path + " (scripts/install_faceapi.sh makes them)");
+    } else {
+      log_info("face detection: HOG only (the SSD detector's weights " + path +
+               " are not installed; scripts/install_faceapi.sh makes them)");
+    }
+  }
 }
 
 FaceDetector::~FaceDetector() = default;
@@ -163,10 +369,24 @@ FaceDetector& FaceDetector::operator=(FaceDetector&&) noexcept = default;
 const DetectOptions& FaceDetector::options() const { return impl_->options; }
 
 std::vector<DetectedFace> FaceDetector::detect(const Image& image) const {
-  return detect(image, impl_->options.min_face);
+  return detect(image, impl_->options.min_face, true);
 }
 
-std::vector<DetectedFace> FaceDetector::detect(const Image& image, int min_face) const {
+bool FaceDetector::has_ssd() const { return static_cast<bool>(impl_->ssd); }
+
+std::vector<DetectedFace> FaceDetector::detect(const Image& image, int min_face, bool ssd) const {
+  return detect_impl(image, min_face, ssd, nullptr);
+}
+
+std::vector<DetectedFace> FaceDetector::detect(const Image& grey, int min_face, const torch::Tensor& colour) const {
+  if (colour.dim() != 3 || colour.size(0) != 3 || colour.size(1) != grey.height || colour.size(2) != grey.width)
+    throw ArgumentError("face detection: the colour photo must be [3," + std::to_string(grey.height) + "," +
+                        std::to_string(grey.width) + "] like the grey one");
+  return detect_impl(grey, min_face, true, &colour);
+}
+
+std::vector<DetectedFace> FaceDetector::detect_impl(const Image& image, int min_face, bool use_ssd,
+                                                    const torch::Tensor* colour) const {
   if (image.empty()) throw ArgumentError("face detection: the image is empty");
   if (min_face < 8) throw ArgumentError("min_face must be >= 8 pixels");
   const auto& o = impl_->options;
@@ -253,6 +473,41 @@ std::vector<DetectedFace> FaceDetector::detect(const Image& image, int min_face)
                                  static_cast<float>((p.y + 0.5) / sy - 0.5)});
       f.points5 = five_points_from_68(f.landmarks68);
       f.has_points5 = true;
+    }
+  }
+  // SSD beside HOG: its faces that no HOG face covers, framed as HOG frames a face.
+  if (impl_->ssd && use_ssd) {
+    const size_t n_hog = faces.size();
+    // The SSD reads colour (on grey it finds a fraction of the faces): `colour` when given, else
+    // the image's own channels (grey repeated).
+    const auto all = torch::from_blob(const_cast<uint16_t*>(image.data.data()), {h, w, image.channels}, torch::kInt16);
+    const std::function<torch::Tensor(int64_t)> channel = [&](int64_t c) -> torch::Tensor {
+      if (colour) return ((*colour)[c].to(torch::kFloat32).clamp(0, 1) * 255.0).view({1, 1, h, w});
+      // uint16 samples read as int16 and wrapped back (LibTorch has no uint16).
+      auto ch = all.select(2, image.channels >= 3 ? c : 0).to(torch::kInt32);
+      return torch::where(ch < 0, ch + 65536, ch).to(torch::kFloat32).mul_(255.0 / image.max_value()).view({1, 1, h, w});
+    };
+    for (const auto& hit : ssd_scan(impl_->ssd, o.device, channel, h, w, min_face, o.ssd_min_score)) {
+      const FaceBox b = hog_framing(hit.box);
+      bool covered = false;
+      for (size_t i = 0; i < faces.size(); ++i) covered = covered || boxes_overlap(b, faces[i].box);
+      if (covered || std::min(b.width(), b.height()) < 8.f) continue;
+      DetectedFace f;
+      f.box = b;
+      const double p = std::clamp<double>(hit.p, 1e-6, 1 - 1e-6);
+      f.score = static_cast<float>(std::log(p / (1 - p)));
+      f.detector = "ssd";
+      faces.push_back(f);
+    }
+    if (o.landmarks) {
+      for (size_t i = n_hog; i < faces.size(); ++i) {
+        auto& f = faces[i];
+        f.landmarks68 = landmarks_scaled(*impl_->models, grey, w, h, f.box);
+        if (f.landmarks68.size() == 68) {
+          f.points5 = five_points_from_68(f.landmarks68);
+          f.has_points5 = true;
+        }
+      }
     }
   }
   std::stable_sort(faces.begin(), faces.end(), [](const DetectedFace& a, const DetectedFace& b) {

@@ -13,7 +13,9 @@ namespace face2scene {
 // ---- geometry ---------------------------------------------------------------------------------
 int64_t FaceGeometry::fadex_cut(double native, int restorer_scale, bool native_geometry) const {
   if (!native_geometry) return fadex_lq(restorer_scale);
-  return std::clamp<int64_t>(std::llround(native), 8, fadex_hq);
+  // At least 16: align_face's smallest square. A face of 8–15 px there (its box about 5–9 px) came
+  // to FaDeX only when the photo's code was read from it, and then threw.
+  return std::clamp<int64_t>(std::llround(native), 16, fadex_hq);
 }
 
 int FaceGeometry::restorer_scale(int output_scale) {

@@ -161,7 +161,10 @@ std::vector<DetectedFace> Face2Scene::find_faces(const Image& image) const {
   // kernels then show as "detect" in a trace, where the profiler follows those threads).
   at::RecordFunction scope(at::RecordScope::USER_SCOPE);
   if (scope.isActive()) scope.before("f2s::detect");
-  return detector().detect(image);
+  // HOG alone: the SSD runs in the second look, on the restored photo, where the faces it finds
+  // get better landmarks than on the degraded one (its first-look faces came out 10–40 % smaller
+  // on the group photos, docs/pipeline.md "SSD in the second look").
+  return detector().detect(image, detector().options().min_face, false);
 }
 
 const FaceDetector& Face2Scene::detector() const {
@@ -289,17 +292,32 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
   // ---- select and align: detected faces → res.faces (and work, when restorable) ----
   auto take_faces = [&](const std::vector<DetectedFace>& found, bool again) {
     const auto ta = Clock::now();
-    int small = 0, capped = 0, no_landmarks = 0;
+    int small = 0, capped = 0, no_landmarks = 0, misfit = 0;
+    const FivePoints tmpl = ffhq_template(static_cast<int>(S));
     for (const auto& d : found) {
       FaceResult fr;
       fr.index = static_cast<int>(res.faces.size());
       fr.box = d.box;
       fr.score = d.score;
+      fr.detector = d.detector;
       fr.landmarks_ok = d.has_points5;
       fr.found_again = again;
+      Similarity t;
+      double native = 0;
+      if (d.has_points5) {
+        t = fit_similarity(std::vector<Point2f>(d.points5.begin(), d.points5.end()),
+                           std::vector<Point2f>(tmpl.begin(), tmpl.end()), true);
+        native = FaceGeometry::native_side(t, S);
+      }
+      // The FFHQ square of a face is 1.6–1.9× its detector box (HOG and the SSD alike); far from
+      // that, the landmarks did not find the face (a collapsed fit on a blur, a hand).
+      const double box_side = std::sqrt(std::max(0.f, d.box.width()) * std::max(0.f, d.box.height()));
       if (!d.has_points5) {
         fr.status = "skipped: no landmarks";
         ++no_landmarks;
+      } else if (native < 0.8 * box_side || native > 4 * box_side) {
+        fr.status = "skipped: the landmarks do not fit the face";
+        ++misfit;
       } else if (std::min(d.box.width(), d.box.height()) < static_cast<float>(geometry_.min_face)) {
         fr.status = "skipped: face under " + std::to_string(geometry_.min_face) + " px";
         ++small;
@@ -309,10 +327,8 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
       } else {
         Work w;
         w.result = res.faces.size();
-        const FivePoints tmpl = ffhq_template(static_cast<int>(S));
-        w.t = fit_similarity(std::vector<Point2f>(d.points5.begin(), d.points5.end()),
-                             std::vector<Point2f>(tmpl.begin(), tmpl.end()), true);
-        w.native = FaceGeometry::native_side(w.t, S);
+        w.t = t;
+        w.native = native;
         fr.native_side = w.native;
         fr.transform = w.t;
         // Cut at the face's own resolution, then bicubic to S: the resize Ref-FR was trained with.
@@ -337,6 +353,7 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
       warn(std::to_string(capped) + " face(s)" + where + " over the limit of " + std::to_string(options.max_faces) +
            " skipped (the largest were restored)");
     if (no_landmarks) warn(std::to_string(no_landmarks) + " face(s)" + where + " without landmarks skipped");
+    if (misfit) warn(std::to_string(misfit) + " face(s)" + where + " skipped: the landmarks did not fit them");
     res.timings.align += since(ta);
   };
 
@@ -579,11 +596,12 @@ Face2SceneResult Face2Scene::restore(const Image& image, const ReferenceSet& ref
   if (options.scene && options.second_look && m_->detector) {
     stage("second-look");
     t0 = Clock::now();
-    // The detector reads grey: the output converted a band of rows at a time to a one-channel Image
-    // (one 16-bit sample a pixel), never a whole float copy (768 MB at ×4 of a 4 MP photo).
+    // HOG reads grey: the output converted a band of rows at a time to a one-channel Image (one
+    // 16-bit sample a pixel), never a whole float copy (768 MB at ×4 of a 4 MP photo). The SSD
+    // reads the output's colour (on grey it finds a fraction of the faces) straight from y.
     const Image grey = to_image_in_bands(y, 1, 8);
     const int min_face = detector().options().min_face * out_scale;
-    auto again = new_faces_in_photo(detector().detect(grey, min_face), out_scale, res.faces);
+    auto again = new_faces_in_photo(detector().detect(grey, min_face, y), out_scale, res.faces);
     res.timings.detect += since(t0);
     res.faces_found_again = static_cast<int>(again.size());
     res.faces_detected += res.faces_found_again;

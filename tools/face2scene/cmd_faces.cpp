@@ -221,6 +221,14 @@ Command setup_faces(CLI::App& app, GlobalOptions&) {
                   "a GPU); auto = hog-torch on CUDA, else hog")
       ->check(CLI::IsMember({"auto", "hog", "hog-torch"}))
       ->capture_default_str();
+  sub->add_option("--ssd", args->detect.ssd,
+                  "Second detector beside HOG, face-api's SSD MobileNet v1 (finds turned faces and faces under caps\n"
+                  "and sunglasses): auto = when its weights are installed (scripts/install_faceapi.sh), off, or a\n"
+                  "weights file")
+      ->capture_default_str();
+  sub->add_option("--ssd-min-score", args->detect.ssd_min_score, "The SSD's face probability must reach this")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
   sub->add_option("--device", args->device, "Torch device for detection (hog-torch), alignment and identity: cpu, cuda, cuda:N, auto")
       ->capture_default_str();
   sub->footer(

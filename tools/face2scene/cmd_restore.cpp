@@ -35,7 +35,7 @@ struct RunArgs {
   std::vector<std::string> inputs;
   std::string out, refs, report, models, identity_weights, fadex, device = "auto", dtype = "auto";
   std::string shard = "0/1", manifest, devices;  // scale-out: docs/scale-out.md
-  std::string profile_trace, detector = "auto";
+  std::string profile_trace, detector = "auto", ssd = "auto";
   std::vector<std::string> face_refs;
   int scale = 4, tile = -1, max_faces = 64, min_face = 12, detect_threads = -1, workers = -1;
   // The consistency and fidelity defaults are the library's (Face2SceneOptions), so the two cannot drift apart.
@@ -156,6 +156,7 @@ Face2SceneConfig make_config(const RunArgs& a, bool scene, const torch::Device& 
   c.load_scene_restorer = scene;
   c.detect.min_face = a.min_face;
   c.detect.detector = a.detector;  // on the worker's device (Face2Scene's)
+  c.detect.ssd = a.ssd;
   return c;
 }
 
@@ -419,6 +420,11 @@ void add_common(CLI::App* sub, RunArgs& a) {
                   "filters, features and pyramid) as torch ops on the --device, seconds of CPU a photo become\n"
                   "milliseconds of GPU; auto = hog-torch on CUDA, hog on the CPU")
       ->check(CLI::IsMember({"auto", "hog", "hog-torch"}))
+      ->capture_default_str();
+  sub->add_option("--ssd", a.ssd,
+                  "Second face detector beside HOG, face-api's SSD MobileNet v1 (finds turned faces and faces\n"
+                  "under caps and sunglasses): auto = when its weights are installed (scripts/install_faceapi.sh),\n"
+                  "off, or a weights file")
       ->capture_default_str();
   sub->add_option("--device", a.device, "auto, cpu, cuda or cuda:N");
   sub->add_option("--devices", a.devices,
