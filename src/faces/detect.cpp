@@ -61,6 +61,17 @@ torch::Tensor resize_grey(const torch::Tensor& t, double s, int& ow, int& oh) {
   return r.round().clamp(0, 255);
 }
 
+// The part of a W×H image that dlib's predictor reads around a face: its box grown by its own size
+// on every side, in whole pixels, clipped to the image.
+struct Neighbourhood {
+  int64_t x0, y0, x1, y1;
+};
+Neighbourhood neighbourhood(const FaceBox& b, int64_t W, int64_t H) {
+  const double bw = b.width(), bh = b.height();
+  return {std::clamp<int64_t>(std::floor(b.x0 - bw), 0, W), std::clamp<int64_t>(std::floor(b.y0 - bh), 0, H),
+          std::clamp<int64_t>(std::ceil(b.x1 + bw), 0, W), std::clamp<int64_t>(std::ceil(b.y1 + bh), 0, H)};
+}
+
 // dlib's predictor reads pixels near the face only, so with hog-torch each face's neighbourhood
 // (its box grown by its own size on every side) comes from the device, not the whole scanned image
 // (11 MP for a 512² photo scanned for 12-px faces). Same points as on the whole image (tests).
@@ -69,9 +80,7 @@ std::vector<std::vector<Point2f>> landmarks_in_crops(detail::DlibModels& models,
   const int64_t H = img.size(0), W = img.size(1);
   std::vector<std::vector<Point2f>> out;
   for (const auto& b : boxes) {
-    const double bw = b.width(), bh = b.height();
-    const int64_t x0 = std::clamp<int64_t>(std::floor(b.x0 - bw), 0, W), x1 = std::clamp<int64_t>(std::ceil(b.x1 + bw), 0, W);
-    const int64_t y0 = std::clamp<int64_t>(std::floor(b.y0 - bh), 0, H), y1 = std::clamp<int64_t>(std::ceil(b.y1 + bh), 0, H);
+    const auto [x0, y0, x1, y1] = neighbourhood(b, W, H);
     auto crop = img.slice(0, y0, y1).slice(1, x0, x1).to(torch::kUInt8).to(torch::kCPU).contiguous();
     const detail::GreyView v{crop.data_ptr<uint8_t>(), static_cast<int>(x1 - x0), static_cast<int>(y1 - y0)};
     const FaceBox local{b.x0 - x0, b.y0 - y0, b.x1 - x0, b.y1 - y0};
@@ -148,6 +157,7 @@ std::vector<SsdHit> ssd_scan(SsdMobilenetV1& net, torch::Device device, const st
   for (;; s /= 4) {
     const int64_t h = std::max<int64_t>(1, std::llround(H * s)), w = std::max<int64_t>(1, std::llround(W * s));
     const auto level = ssd_level(channel, H, W, h, w, device);
+    const double fx = double(W) / w, fy = double(H) / h;  // level pixels to photo pixels
     // Tiles of 512², black beyond the photo as face-api pads; run in batches of 8.
     const int64_t step = kSsdInput - kSsdOverlap;
     std::vector<std::pair<int64_t, int64_t>> origins;
@@ -181,8 +191,6 @@ std::vector<SsdHit> ssd_scan(SsdMobilenetV1& net, torch::Device device, const st
           const double x1 = std::clamp(b[2].item<double>(), 0.0, 1.0) * kSsdInput + tx;
           const double y1 = std::clamp(b[3].item<double>(), 0.0, 1.0) * kSsdInput + ty;
           if (x1 <= x0 || y1 <= y0) continue;
-          // Level pixels to photo pixels (the level is the photo resized to w×h).
-          const double fx = double(W) / w, fy = double(H) / h;
           hits.push_back({{float(x0 * fx), float(y0 * fy), float(std::min<double>(x1, w) * fx), float(std::min<double>(y1, h) * fy)},
                           sc[j].item<float>()});
         }
@@ -208,11 +216,9 @@ std::vector<Point2f> landmarks_scaled(detail::DlibModels& models, const std::vec
                                       const FaceBox& b) {
   namespace F = torch::nn::functional;
   torch::NoGradGuard no_grad;
-  const double bw = b.width(), bh = b.height();
-  const int64_t x0 = std::clamp<int64_t>(std::floor(b.x0 - bw), 0, W), x1 = std::clamp<int64_t>(std::ceil(b.x1 + bw), 0, W);
-  const int64_t y0 = std::clamp<int64_t>(std::floor(b.y0 - bh), 0, H), y1 = std::clamp<int64_t>(std::ceil(b.y1 + bh), 0, H);
+  const auto [x0, y0, x1, y1] = neighbourhood(b, W, H);
   if (x1 - x0 < 2 || y1 - y0 < 2) return {};
-  const double s = std::max(1.0, kHogWindow / std::max(1.0, std::sqrt(bw * bh)));
+  const double s = std::max(1.0, kHogWindow / std::max(1.0, std::sqrt(double(b.width()) * b.height())));
   auto g = torch::from_blob(const_cast<uint8_t*>(grey.data()), {1, 1, H, W}, torch::kUInt8)
                .slice(2, y0, y1).slice(3, x0, x1).to(torch::kFloat32);
   int sw = 0, sh = 0;
